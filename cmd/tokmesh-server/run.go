@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/yndnr/tokmesh-go/internal/config"
+	"github.com/yndnr/tokmesh-go/internal/server"
+)
+
+// runNode runs a node until ctx is cancelled (SIGINT/SIGTERM) or storage
+// fails, and returns the process exit code.
+func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger) int {
+	logger.Info("config loaded", "file", info.File, "env", info.EnvVars, "flags", info.Flags)
+	for _, w := range info.Warnings {
+		logger.Warn(w)
+	}
+	srv := server.New(cfg, server.Options{Logger: logger})
+	if err := srv.Start(ctx); err != nil {
+		logger.Error("node failed to start", "error", err.Error())
+		return server.ExitCode(err)
+	}
+	code := 0
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-srv.Fatal():
+		logger.Error("storage failure, stopping", "error", err.Error())
+		code = 1
+	}
+	if err := srv.Close(); err != nil {
+		logger.Error("shutdown", "error", err.Error())
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}

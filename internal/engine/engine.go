@@ -1,0 +1,633 @@
+// Package engine is the apply path of a TokMesh node: it owns the session
+// store, the WAL writer and the snapshotter, and recovers them at start.
+//
+// Invariants:
+//   - Every accepted change is journaled inside the store's critical section,
+//     so WAL order equals apply order; rejected requests write nothing.
+//   - A caller is acknowledged only after the WAL reached the durability its
+//     sync mode promises; revocations wait for an fsync in every mode when
+//     storage.wal.sync_revocations is on.
+//   - Recovery loads the newest valid snapshot and replays the WAL tail in
+//     seq order; a torn tail in the last segment is truncated, any other
+//     corruption refuses to start (exit 65).
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/yndnr/tokmesh-go/internal/crypt"
+	"github.com/yndnr/tokmesh-go/internal/datadir"
+	"github.com/yndnr/tokmesh-go/internal/session"
+	"github.com/yndnr/tokmesh-go/internal/snapshot"
+	"github.com/yndnr/tokmesh-go/internal/wal"
+)
+
+// Config is everything the engine needs; the server fills it from the typed
+// configuration (08-config).
+type Config struct {
+	DataDir    string
+	NodeID     string // "" = generated once and kept in node.json
+	Partitions int    // cluster.partitions; fixed by node.json after the first start
+	Shards     int    // 0 = 256
+
+	Session session.Config // Partitions, Shards, Journal and Now are set by the engine
+
+	SyncMode        wal.SyncMode
+	SyncInterval    time.Duration // 100ms
+	SyncRevocations bool          // true
+	SegmentSize     int64         // 64 MiB
+
+	SnapshotInterval     time.Duration // 1h; 0 disables the timer
+	SnapshotWALThreshold int64         // 256 MiB; 0 disables
+	SnapshotRetain       int           // 2
+	SnapshotOnClose      bool          // snapshot at shutdown when the WAL grew
+
+	SweepInterval time.Duration // 100ms; <0 disables the sweeper goroutine (tests drive it)
+
+	KeyFile string // security.encryption.key_file
+	Cipher  string // auto | aes-256-gcm | chacha20-poly1305
+	Getenv  func(string) string
+
+	Logger  *slog.Logger
+	Now     func() int64    // unix ms; nil = wall clock
+	OnFatal func(err error) // fail-stop hook (the server stops listeners and exits 1)
+}
+
+// DefaultConfig returns the defaults of 08-config for a data dir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir:    dataDir,
+		Partitions: 256,
+		Shards:     256,
+		Session: session.Config{
+			MaxPerUser:     50,
+			OnExceed:       session.QuotaReject,
+			ExpiredGrace:   10_000,
+			TTLDefault:     7200,
+			TTLMax:         720 * 3600,
+			SweepSample:    20,
+			SweepMaxRounds: 4,
+		},
+		SyncMode:             wal.SyncInterval,
+		SyncInterval:         100 * time.Millisecond,
+		SyncRevocations:      true,
+		SegmentSize:          64 << 20,
+		SnapshotInterval:     time.Hour,
+		SnapshotWALThreshold: 256 << 20,
+		SnapshotRetain:       2,
+		SnapshotOnClose:      true,
+		SweepInterval:        100 * time.Millisecond,
+		Cipher:               "auto",
+	}
+}
+
+// Exit codes shared by the server and walctl (08-config §2, 05-storage §8).
+const (
+	ExitRuntime  = 1
+	ExitDataErr  = 65
+	ExitLocked   = 75
+	ExitConfig   = 78
+	ExitNoKey    = 78
+	ExitIOFailed = 74
+)
+
+// StartupError is a refusal to start with the process exit code it implies.
+type StartupError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartupError) Error() string { return e.Err.Error() }
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// ErrClosed is returned by operations on a closed engine.
+var ErrClosed = errors.New("engine: closed")
+
+// ErrStorage wraps a fatal WAL/snapshot failure (TM-SYS-5001).
+var ErrStorage = errors.New("storage failure")
+
+// partState is the replication position of one partition.
+type partState struct {
+	epoch uint64
+	pseq  uint64
+}
+
+// Engine is a recovered, running session engine on one data dir.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	lock  *datadir.Lock
+	node  datadir.Node
+	key   *crypt.MasterKey
+	ciph  crypt.CipherID
+	store *session.Store
+	wal   *wal.Writer
+
+	appendMu sync.Mutex // journal: serializes seq/pseq assignment (lock order: shard → appendMu → WAL queue)
+	parts    []partState
+
+	snapMu       sync.Mutex // one snapshot at a time
+	lastSnapSeq  atomic.Uint64
+	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started
+	recoveryInfo RecoveryInfo
+
+	fatal     atomic.Pointer[error]
+	closed    atomic.Bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// RecoveryInfo describes what the last Open recovered.
+type RecoveryInfo struct {
+	Snapshot      string // "" when none
+	CoveredSeq    uint64
+	Sessions      int
+	Tombstones    int
+	WALRecords    int
+	LastSeq       uint64
+	TornTail      string // "" or "file@offset (N bytes dropped)"
+	Duration      time.Duration
+	KeySource     crypt.KeySource
+	SnapshotsSkip []string // invalid snapshots passed over
+}
+
+// Open locks the data dir, loads the key, recovers and starts the background
+// loops. The returned error is a *StartupError for refusals.
+func Open(cfg Config) (*Engine, error) {
+	start := time.Now()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = 256
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 256
+	}
+	if cfg.SnapshotRetain < 1 {
+		cfg.SnapshotRetain = 2
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 100 * time.Millisecond
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = 64 << 20
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		if errors.Is(err, datadir.ErrLocked) {
+			return nil, &StartupError{Code: ExitRuntime, Err: err}
+		}
+		return nil, &StartupError{Code: ExitRuntime, Err: fmt.Errorf("data dir %s: %w", cfg.DataDir, err)}
+	}
+	e.lock = lock
+	if err := e.recover(); err != nil {
+		lock.Release()
+		return nil, err
+	}
+	e.recoveryInfo.Duration = time.Since(start)
+	e.startLoops()
+	return e, nil
+}
+
+func (e *Engine) recover() error {
+	dir := e.cfg.DataDir
+	if err := datadir.EnsureLayout(dir); err != nil {
+		return &StartupError{Code: ExitRuntime, Err: err}
+	}
+	if err := e.loadNode(); err != nil {
+		return err
+	}
+	walDir := filepath.Join(dir, datadir.WALDir)
+	snapDir := filepath.Join(dir, datadir.SnapshotDir)
+	segs, err := wal.ListSegments(walDir)
+	if err != nil {
+		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(err)}
+	}
+	snaps, err := snapshot.List(snapDir)
+	if err != nil {
+		return &StartupError{Code: ExitRuntime, Err: err}
+	}
+	hasData := len(segs) > 0 || len(snaps) > 0
+	key, src, err := crypt.LoadMasterKey(crypt.LoadOptions{KeyFile: e.cfg.KeyFile, DataDir: dir, Getenv: e.cfg.Getenv, AllowGenerate: !hasData})
+	if err != nil {
+		switch {
+		case errors.Is(err, crypt.ErrNoKey):
+			return &StartupError{Code: ExitNoKey, Err: fmt.Errorf("data dir %s holds encrypted data but %w", dir, err)}
+		case errors.Is(err, crypt.ErrKeyFilePermissions):
+			return &StartupError{Code: ExitConfig, Err: fmt.Errorf("TM-CFG-1004: %w", err)}
+		default:
+			return &StartupError{Code: ExitConfig, Err: fmt.Errorf("TM-CFG-1003: master key: %w", err)}
+		}
+	}
+	e.key = key
+	e.recoveryInfo.KeySource = src
+	if src == crypt.SourceDataDir || src == crypt.SourceGenerated {
+		e.log.Warn("MASTER KEY IS STORED INSIDE THE DATA DIR: anyone who copies the data dir can decrypt it; production keys belong outside it (security.encryption.key_file or TOKMESH_ENCRYPTION_KEY)",
+			"key_file", filepath.Join(dir, crypt.DefaultKeyFileName), "generated", src == crypt.SourceGenerated)
+	}
+	e.ciph, err = crypt.ParseCipher(e.cfg.Cipher)
+	if err != nil {
+		return &StartupError{Code: ExitConfig, Err: err}
+	}
+	e.log.Info("encryption at rest", "cipher", e.ciph.String(), "key_id", key.ID().String(), "key_source", string(src))
+
+	scfg := e.cfg.Session
+	scfg.Partitions = e.node.Partitions
+	scfg.Shards = e.cfg.Shards
+	scfg.Now = e.cfg.Now
+	scfg.Journal = e // Apply/Load (recovery) never journal; live operations do
+	store, err := session.NewStore(scfg)
+	if err != nil {
+		return &StartupError{Code: ExitConfig, Err: err}
+	}
+	e.store = store
+	e.parts = make([]partState, e.node.Partitions)
+
+	// Newest valid snapshot.
+	var covered uint64
+	for _, path := range snaps {
+		n, t, cs, err := e.loadSnapshot(path)
+		if err != nil {
+			if errors.Is(err, snapshot.ErrKeyMismatch) {
+				return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("%s: %w; the configured master key (id %s) is not the one this data was written with: configure the right key or run `tokmesh-walctl rekey`", path, err, key.ID())}
+			}
+			e.log.Warn("snapshot unusable, trying an older one", "file", path, "error", err.Error())
+			e.recoveryInfo.SnapshotsSkip = append(e.recoveryInfo.SnapshotsSkip, path)
+			store.Reset()
+			e.parts = make([]partState, e.node.Partitions)
+			continue
+		}
+		e.recoveryInfo.Snapshot, e.recoveryInfo.Sessions, e.recoveryInfo.Tombstones = path, n, t
+		covered = cs
+		break
+	}
+	if len(snaps) > 0 && e.recoveryInfo.Snapshot == "" {
+		return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("no valid snapshot among %d in %s; run `tokmesh-walctl verify --data-dir %s` to see why", len(snaps), snapDir, dir)}
+	}
+	e.recoveryInfo.CoveredSeq = covered
+
+	// WAL tail.
+	var decodeErr error
+	res, err := wal.Replay(walDir, key, wal.ReplayOptions{AfterSeq: covered, TruncateTornTail: true}, func(seq uint64, typ byte, payload []byte) error {
+		rec, err := session.DecodeRecord(session.RecordType(typ), payload)
+		if err != nil {
+			decodeErr = fmt.Errorf("seq %d: %w", seq, err)
+			return decodeErr
+		}
+		e.applyReplayed(&rec)
+		return nil
+	})
+	if err != nil {
+		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(err)}
+	}
+	if res.TornTail != nil {
+		e.recoveryInfo.TornTail = fmt.Sprintf("%s@%d (%d bytes dropped)", res.TornTail.File, res.TornTail.Offset, res.TornTail.BytesDropped)
+		e.log.Warn("WAL torn tail truncated", "file", res.TornTail.File, "offset", res.TornTail.Offset, "bytes_dropped", res.TornTail.BytesDropped)
+	}
+	e.recoveryInfo.WALRecords = res.Records
+	last := max(res.LastSeq, covered)
+	e.recoveryInfo.LastSeq = last
+	e.lastSnapSeq.Store(covered)
+
+	w, err := wal.Open(wal.Options{
+		Dir: walDir, Key: key, Cipher: e.ciph,
+		SyncMode: e.cfg.SyncMode, SyncInterval: e.cfg.SyncInterval, SegmentSize: e.cfg.SegmentSize,
+		OnFatal: e.onFatal,
+	}, last+1)
+	if err != nil {
+		return &StartupError{Code: ExitRuntime, Err: fmt.Errorf("open WAL: %w", err)}
+	}
+	e.wal = w
+	if e.cfg.SyncMode == wal.SyncNone {
+		e.log.Warn("storage.wal.sync_mode is none: acknowledged writes can be lost on a crash; use it for tests only")
+	}
+	st := e.store.Stats()
+	e.log.Info("recovery complete", "snapshot", e.recoveryInfo.Snapshot, "covered_seq", covered,
+		"wal_records", res.Records, "last_seq", last, "live", st.Live, "tombstones", st.Tombstones)
+	return nil
+}
+
+func (e *Engine) corruptionMsg(err error) error {
+	return fmt.Errorf("%w; the data dir cannot be recovered automatically: run `tokmesh-walctl verify --data-dir %s` to see the damage and `tokmesh-walctl repair --data-dir %s` to drop everything from the first bad record on (the damaged files are kept as .bak)", err, e.cfg.DataDir, e.cfg.DataDir)
+}
+
+func (e *Engine) loadNode() error {
+	n, err := datadir.ReadNode(e.cfg.DataDir)
+	switch {
+	case err == nil:
+		if e.cfg.Partitions != 0 && n.Partitions != e.cfg.Partitions {
+			e.log.Warn("cluster.partitions differs from node.json; keeping the data dir's value", "configured", e.cfg.Partitions, "node_json", n.Partitions)
+		}
+		if e.cfg.NodeID != "" && n.NodeID != e.cfg.NodeID {
+			e.log.Warn("cluster.node_id differs from node.json; keeping the data dir's value", "configured", e.cfg.NodeID, "node_json", n.NodeID)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		id := e.cfg.NodeID
+		if id == "" {
+			nid, gerr := NewNodeID()
+			if gerr != nil {
+				return &StartupError{Code: ExitRuntime, Err: gerr}
+			}
+			id = nid
+		}
+		n = datadir.Node{FormatVersion: datadir.NodeFormatVersion, NodeID: id, Partitions: e.cfg.Partitions, CreatedAt: time.Now().UnixMilli()}
+		if err := datadir.WriteNode(e.cfg.DataDir, n); err != nil {
+			return &StartupError{Code: ExitRuntime, Err: err}
+		}
+	default:
+		return &StartupError{Code: ExitDataErr, Err: err}
+	}
+	if n.Partitions < 1 || n.Partitions > 65536 {
+		return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("node.json: invalid partition count %d", n.Partitions)}
+	}
+	e.node = n
+	return nil
+}
+
+// applyReplayed applies one recovered WAL record and advances partition positions.
+func (e *Engine) applyReplayed(r *session.Record) {
+	switch r.Type {
+	case session.RecordReset:
+		e.store.Reset()
+		for i := range e.parts {
+			e.parts[i].pseq = 0
+		}
+		return
+	case session.RecordPartitionDrop:
+		e.store.DropPartition(r.Partition)
+	default:
+		_ = e.store.Apply(r) // version rules make replay idempotent; stale records are ignored
+	}
+	if int(r.Partition) < len(e.parts) {
+		p := &e.parts[r.Partition]
+		if r.Epoch > p.epoch {
+			p.epoch = r.Epoch
+		}
+		if r.PSeq > p.pseq {
+			p.pseq = r.PSeq
+		}
+	}
+}
+
+// Record implements session.Journal. It runs inside the store's critical
+// section: it stamps the partition position, encodes the record and queues
+// it on the WAL, whose Append assigns the gap-free node seq.
+func (e *Engine) Record(r *session.Record) uint64 {
+	e.appendMu.Lock()
+	if int(r.Partition) < len(e.parts) {
+		p := &e.parts[r.Partition]
+		p.pseq++
+		r.Epoch, r.PSeq = p.epoch, p.pseq
+	}
+	payload := r.AppendBinary(make([]byte, 0, 256))
+	seq := e.wal.Append(byte(r.Type), payload)
+	e.appendMu.Unlock()
+	return seq
+}
+
+func (e *Engine) onFatal(err error) {
+	werr := fmt.Errorf("%w: %v", ErrStorage, err)
+	if !e.fatal.CompareAndSwap(nil, &werr) {
+		return
+	}
+	e.log.Error("storage failure: the node stops serving (fail-stop); restart recovers the durable state", "error", err.Error())
+	if e.cfg.OnFatal != nil {
+		go e.cfg.OnFatal(werr)
+	}
+}
+
+// Fatal returns the fail-stop error, if any.
+func (e *Engine) Fatal() error {
+	if p := e.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (e *Engine) wait(seq uint64, durable bool) error {
+	if seq == 0 {
+		return nil
+	}
+	if err := e.wal.Wait(seq, durable); err != nil {
+		if errors.Is(err, ErrStorage) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	return nil
+}
+
+func (e *Engine) check() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return e.Fatal()
+}
+
+// Store exposes the store for read-only helpers (stats, tests).
+func (e *Engine) Store() *session.Store { return e.store }
+
+// Node returns the data dir identity.
+func (e *Engine) Node() datadir.Node { return e.node }
+
+// KeyID returns the master key ID.
+func (e *Engine) KeyID() crypt.KeyID { return e.key.ID() }
+
+// Recovery describes the last recovery.
+func (e *Engine) Recovery() RecoveryInfo { return e.recoveryInfo }
+
+// Partitions returns P.
+func (e *Engine) Partitions() int { return e.node.Partitions }
+
+// Create creates a session and returns once it is as durable as the sync
+// mode promises (an eviction is a revocation and waits for an fsync).
+func (e *Engine) Create(req session.CreateRequest) (session.CreateResult, error) {
+	if err := e.check(); err != nil {
+		return session.CreateResult{}, err
+	}
+	res, err := e.store.Create(req)
+	if err != nil {
+		return res, err
+	}
+	durable := !res.EvictedID.IsZero() && e.cfg.SyncRevocations
+	return res, e.wait(res.Seq, durable)
+}
+
+// Get returns a session without side effects.
+func (e *Engine) Get(id session.ID) (session.Session, error) {
+	if err := e.check(); err != nil {
+		return session.Session{}, err
+	}
+	return e.store.Get(id)
+}
+
+// Validate looks a token up; with touch it records activity.
+func (e *Engine) Validate(token string, touch bool, ip netip.Addr, ua string) (session.Session, error) {
+	if err := e.check(); err != nil {
+		return session.Session{}, err
+	}
+	s, seq, err := e.store.Validate(token, touch, ip, ua)
+	if err != nil {
+		return s, err
+	}
+	return s, e.wait(seq, false)
+}
+
+// Touch records activity on a session.
+func (e *Engine) Touch(id session.ID, ip netip.Addr, ua string) (session.Session, error) {
+	if err := e.check(); err != nil {
+		return session.Session{}, err
+	}
+	s, seq, err := e.store.Touch(id, ip, ua)
+	if err != nil {
+		return s, err
+	}
+	return s, e.wait(seq, false)
+}
+
+// Renew sets expires_at = now + ttl.
+func (e *Engine) Renew(id session.ID, ttlSeconds int64) (session.Session, error) {
+	if err := e.check(); err != nil {
+		return session.Session{}, err
+	}
+	s, seq, err := e.store.Renew(id, ttlSeconds)
+	if err != nil {
+		return s, err
+	}
+	return s, e.wait(seq, false)
+}
+
+// Revoke ends a session; it returns after the revocation is durable.
+func (e *Engine) Revoke(id session.ID) (bool, error) {
+	if err := e.check(); err != nil {
+		return false, err
+	}
+	ok, seq, err := e.store.Revoke(id)
+	if err != nil {
+		return ok, err
+	}
+	return ok, e.wait(seq, e.cfg.SyncRevocations)
+}
+
+// RevokeUser revokes every live session of a user except one.
+func (e *Engine) RevokeUser(userID string, except session.ID) (int, error) {
+	if err := e.check(); err != nil {
+		return 0, err
+	}
+	n, seq, err := e.store.RevokeUser(userID, except)
+	if err != nil {
+		return n, err
+	}
+	return n, e.wait(seq, e.cfg.SyncRevocations)
+}
+
+// List returns live sessions matching a query.
+func (e *Engine) List(q session.ListQuery) (session.ListResult, error) {
+	if err := e.check(); err != nil {
+		return session.ListResult{}, err
+	}
+	return e.store.List(q)
+}
+
+// Sweep runs one sweeper tick (expiry + coalesced touch flush).
+func (e *Engine) Sweep() int {
+	if e.check() != nil {
+		return 0
+	}
+	n := e.store.Sweep()
+	e.store.FlushTouches()
+	return n
+}
+
+// WALStats returns the writer's counters.
+func (e *Engine) WALStats() wal.Stats { return e.wal.Stats() }
+
+// Sync writes and fsyncs everything queued so far.
+func (e *Engine) Sync() error { return e.wal.Sync() }
+
+func (e *Engine) startLoops() {
+	if e.cfg.SweepInterval > 0 {
+		e.wg.Add(1)
+		go e.sweepLoop()
+	}
+	if e.cfg.SnapshotInterval > 0 || e.cfg.SnapshotWALThreshold > 0 {
+		e.wg.Add(1)
+		go e.snapshotLoop()
+	}
+}
+
+func (e *Engine) sweepLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.Sweep()
+		}
+	}
+}
+
+func (e *Engine) snapshotLoop() {
+	defer e.wg.Done()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-check.C:
+		}
+		due := e.cfg.SnapshotInterval > 0 && time.Since(last) >= e.cfg.SnapshotInterval
+		grown := e.cfg.SnapshotWALThreshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= e.cfg.SnapshotWALThreshold
+		if !due && !grown {
+			continue
+		}
+		last = time.Now()
+		if e.wal.LastSeq() == e.lastSnapSeq.Load() {
+			continue
+		}
+		if _, err := e.Snapshot(); err != nil {
+			e.log.Error("snapshot failed", "error", err.Error())
+		}
+	}
+}
+
+// Close stops the loops, takes a final snapshot when the WAL grew, flushes
+// and closes the WAL and releases the data dir lock.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		close(e.stop)
+		e.wg.Wait()
+		var errs []error
+		if e.cfg.SnapshotOnClose && e.Fatal() == nil && e.wal.LastSeq() != e.lastSnapSeq.Load() {
+			if _, err := e.Snapshot(); err != nil {
+				errs = append(errs, fmt.Errorf("shutdown snapshot: %w", err))
+			}
+		}
+		e.closed.Store(true)
+		if err := e.wal.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.lock.Release(); err != nil {
+			errs = append(errs, err)
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}

@@ -1,0 +1,379 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/yndnr/tokmesh-go/internal/datadir"
+	"github.com/yndnr/tokmesh-go/internal/session"
+	"github.com/yndnr/tokmesh-go/internal/snapshot"
+	"github.com/yndnr/tokmesh-go/internal/wal"
+)
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func testConfig(dir string) Config {
+	cfg := DefaultConfig(dir)
+	cfg.Getenv = testGetenv
+	cfg.SweepInterval = -1
+	cfg.SnapshotInterval = 0
+	cfg.SnapshotWALThreshold = 0
+	cfg.SnapshotOnClose = false
+	cfg.Session.MaxPerUser = 10000
+	return cfg
+}
+
+func mustOpen(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return e
+}
+
+func create(t testing.TB, e *Engine, tok, user string) session.Session {
+	t.Helper()
+	res, err := e.Create(session.CreateRequest{Token: tok, UserID: user, IP: loopback, UserAgent: "test", CreatedBy: "LOCAL_ADMIN",
+		Data: map[string]string{"tenant": "acme"}})
+	if err != nil {
+		t.Fatalf("create %s: %v", tok, err)
+	}
+	return res.Session
+}
+
+// state renders every session and tombstone for comparison.
+func state(e *Engine) []string {
+	var out []string
+	for i := 0; i < e.store.NumShards(); i++ {
+		e.store.RangeShard(i, func(s *session.Session) {
+			out = append(out, string(s.AppendJSON(nil))+fmt.Sprintf("|%x", s.TokenHash))
+		}, func(t *session.Tombstone) {
+			out = append(out, fmt.Sprintf("T|%s|%x|%d|%d", t.ID, t.TokenHash, t.ExpiresAt, t.Version))
+		})
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalState(t *testing.T, a, b []string) {
+	t.Helper()
+	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("state differs:\n%d entries vs %d entries", len(a), len(b))
+	}
+}
+
+func TestRecovery_WALOnlyRestoresEverySessionAndTombstone(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	var ids []session.ID
+	for i := range 200 {
+		ids = append(ids, create(t, e, fmt.Sprintf("token-recovery-%04d", i), fmt.Sprintf("u%d", i%7)).ID)
+	}
+	for _, id := range ids[:50] {
+		if ok, err := e.Revoke(id); err != nil || !ok {
+			t.Fatalf("revoke: %v %v", ok, err)
+		}
+	}
+	if _, err := e.Renew(ids[60], 60); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Touch(ids[61], netip.MustParseAddr("10.1.2.3"), "other-agent"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.RevokeUser("u3", ids[3]); err != nil || n == 0 {
+		t.Fatalf("revoke user: %d %v", n, err)
+	}
+	before := state(e)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := mustOpen(t, testConfig(dir))
+	defer e2.Close()
+	equalState(t, before, state(e2))
+	if err := e2.store.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Validate("token-recovery-0000", false, loopback, ""); !errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("revoked token after recovery: %v", err)
+	}
+	if e2.Recovery().WALRecords == 0 || e2.Recovery().Snapshot != "" {
+		t.Fatalf("expected a WAL-only recovery: %+v", e2.Recovery())
+	}
+}
+
+func TestRecovery_SnapshotPlusWALTailEqualsLiveState(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	for i := range 300 {
+		create(t, e, fmt.Sprintf("token-snap-%05d", i), fmt.Sprintf("u%d", i%11))
+	}
+	// Snapshot while writers keep going: replay after covered_seq must converge.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				s := create(t, e, fmt.Sprintf("token-live-%d-%05d", g, i), fmt.Sprintf("w%d", g))
+				if i%3 == 0 {
+					if _, err := e.Revoke(s.ID); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	res, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	before := state(e)
+	e.Close()
+
+	e2 := mustOpen(t, testConfig(dir))
+	defer e2.Close()
+	if e2.Recovery().Snapshot != res.Path {
+		t.Fatalf("recovered from %q, want %q", e2.Recovery().Snapshot, res.Path)
+	}
+	equalState(t, before, state(e2))
+	if err := e2.store.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshot_RetentionKeepsNewestAndDropsCoveredSegments(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SegmentSize = 64 << 10
+	e := mustOpen(t, cfg)
+	defer e.Close()
+	for round := range 4 {
+		for i := range 400 {
+			create(t, e, fmt.Sprintf("token-ret-%d-%05d", round, i), "u")
+		}
+		if _, err := e.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snaps, _ := snapshot.List(filepath.Join(dir, datadir.SnapshotDir))
+	if len(snaps) != 2 {
+		t.Fatalf("want 2 retained snapshots, got %d", len(snaps))
+	}
+	h, _ := snapshot.ReadHeader(snaps[1])
+	segs, _ := wal.InspectSegments(filepath.Join(dir, datadir.WALDir))
+	if len(segs) == 0 || segs[0].FirstSeq > h.CoveredSeq+1 {
+		t.Fatalf("retention deleted a segment the oldest snapshot still needs: %+v", segs)
+	}
+	for _, s := range segs[:len(segs)-1] {
+		if s.LastSeq <= h.CoveredSeq {
+			t.Fatalf("segment %s (last seq %d) covered by oldest snapshot (%d) was kept", s.Path, s.LastSeq, h.CoveredSeq)
+		}
+	}
+}
+
+func TestOpen_SecondEngineOnSameDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	defer e.Close()
+	_, err := Open(testConfig(dir))
+	if !errors.Is(err, datadir.ErrLocked) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOpen_EncryptedDataWithoutKeyExits78(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	create(t, e, "token-needs-a-key-1", "u")
+	e.Close()
+	cfg := testConfig(dir)
+	cfg.Getenv = func(string) string { return "" }
+	_, err := Open(cfg)
+	var se *StartupError
+	if !errors.As(err, &se) || se.Code != ExitNoKey {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"TOKMESH_ENCRYPTION_KEY", "key_file", "master.key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error does not name %s: %v", want, err)
+		}
+	}
+}
+
+func TestOpen_WrongKeyExits65NamingRekey(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	create(t, e, "token-wrong-key-01", "u")
+	if _, err := e.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	create(t, e, "token-wrong-key-02", "u")
+	e.Close()
+	cfg := testConfig(dir)
+	cfg.Getenv = func(k string) string {
+		if k == "TOKMESH_ENCRYPTION_KEY" {
+			return strings.Repeat("ab", 32)
+		}
+		return ""
+	}
+	_, err := Open(cfg)
+	var se *StartupError
+	if !errors.As(err, &se) || se.Code != ExitDataErr || !strings.Contains(err.Error(), "rekey") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOpen_GeneratesKeyInDataDirOnFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Getenv = func(string) string { return "" }
+	e := mustOpen(t, cfg)
+	create(t, e, "token-generated-key", "u")
+	e.Close()
+	st, err := os.Stat(filepath.Join(dir, "master.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("master.key: %v %v", st, err)
+	}
+	e2 := mustOpen(t, cfg)
+	defer e2.Close()
+	if _, err := e2.Validate("token-generated-key", false, loopback, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	segs, err := wal.ListSegments(filepath.Join(dir, datadir.WALDir))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments: %v", err)
+	}
+	return segs[len(segs)-1].Path
+}
+
+func TestRecovery_TornTailIsTruncatedAndEarlierRecordsSurvive(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	for i := range 20 {
+		create(t, e, fmt.Sprintf("token-torn-%05d", i), "u")
+	}
+	e.Close()
+	seg := lastSegment(t, dir)
+	st, _ := os.Stat(seg)
+	if err := os.Truncate(seg, st.Size()-7); err != nil { // cut into the last frame
+		t.Fatal(err)
+	}
+	e2 := mustOpen(t, testConfig(dir))
+	defer e2.Close()
+	if e2.Recovery().TornTail == "" {
+		t.Fatal("torn tail not reported")
+	}
+	for i := range 19 {
+		if _, err := e2.Validate(fmt.Sprintf("token-torn-%05d", i), false, loopback, ""); err != nil {
+			t.Fatalf("record %d lost: %v", i, err)
+		}
+	}
+	if _, err := e2.Validate("token-torn-00019", false, loopback, ""); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("torn record: %v", err)
+	}
+}
+
+func TestRecovery_MidLogCorruptionRefusesWithExit65AndNamesWalctl(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir))
+	for i := range 50 {
+		create(t, e, fmt.Sprintf("token-midlog-%05d", i), "u")
+	}
+	e.Close()
+	seg := lastSegment(t, dir)
+	b, _ := os.ReadFile(seg)
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(seg, b, 0o600)
+	_, err := Open(testConfig(dir))
+	var se *StartupError
+	if !errors.As(err, &se) || se.Code != ExitDataErr {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"tokmesh-walctl verify", "tokmesh-walctl repair", filepath.Base(seg)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error does not name %q: %v", want, err)
+		}
+	}
+}
+
+func TestRecovery_CorruptNewestSnapshotFallsBackToOlder(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SnapshotRetain = 2
+	e := mustOpen(t, cfg)
+	for i := range 100 {
+		create(t, e, fmt.Sprintf("token-fallback-%05d", i), "u")
+	}
+	if _, err := e.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		create(t, e, fmt.Sprintf("token-fallback2-%05d", i), "v")
+	}
+	newest, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := state(e)
+	e.Close()
+	b, _ := os.ReadFile(newest.Path)
+	b[len(b)/2] ^= 1
+	os.WriteFile(newest.Path, b, 0o600)
+	e2 := mustOpen(t, cfg)
+	defer e2.Close()
+	if e2.Recovery().Snapshot == newest.Path || len(e2.Recovery().SnapshotsSkip) != 1 {
+		t.Fatalf("recovery %+v", e2.Recovery())
+	}
+	equalState(t, before, state(e2))
+}
+
+func TestEngine_RevocationIsDurableInNoneMode(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SyncMode = wal.SyncNone
+	e := mustOpen(t, cfg)
+	defer e.Close()
+	s := create(t, e, "token-none-revoke-1", "u")
+	before := e.WALStats().Fsyncs
+	if ok, err := e.Revoke(s.ID); err != nil || !ok {
+		t.Fatal(err)
+	}
+	if e.WALStats().Fsyncs == before {
+		t.Fatal("revoke acknowledged without an fsync in none mode")
+	}
+}
+
+func TestEngine_CipherRecordedPerFileAndReadByEither(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Cipher = "chacha20-poly1305"
+	e := mustOpen(t, cfg)
+	create(t, e, "token-cipher-chacha", "u")
+	e.Snapshot()
+	create(t, e, "token-cipher-chacha2", "u")
+	e.Close()
+	cfg.Cipher = "aes-256-gcm"
+	e2 := mustOpen(t, cfg)
+	create(t, e2, "token-cipher-aes-01", "u")
+	e2.Close()
+	e3 := mustOpen(t, cfg)
+	defer e3.Close()
+	for _, tok := range []string{"token-cipher-chacha", "token-cipher-chacha2", "token-cipher-aes-01"} {
+		if _, err := e3.Validate(tok, false, loopback, ""); err != nil {
+			t.Fatalf("%s: %v", tok, err)
+		}
+	}
+}

@@ -1,0 +1,16 @@
+package engine
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		runCrashChild()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}

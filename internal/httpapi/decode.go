@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
+)
+
+// field is one accepted member of a strict JSON object.
+type field struct {
+	name     string
+	dst      any // pointer passed to json.Unmarshal, or *map[string]string
+	required bool
+	set      *bool // optional: records presence (non-null)
+}
+
+// decodeStrict decodes body as one JSON object: field names match exactly
+// (case-sensitive), unknown or duplicate fields, wrong types, invalid
+// UTF-8 and trailing data are TM-SYS-4000; an absent or null required
+// field is TM-ARG-1002. An empty body is {}.
+func decodeStrict(body []byte, fields ...field) *apierr.Error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	if !utf8.Valid(body) {
+		return apierr.Newf(apierr.SysMalformed, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return apierr.Newf(apierr.SysMalformed, "request body must be a JSON object")
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return apierr.Newf(apierr.SysMalformed, "invalid JSON")
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return apierr.Newf(apierr.SysMalformed, "duplicate field %q", name).WithDetail("field", name)
+		}
+		seen[name] = true
+		var f *field
+		for i := range fields {
+			if fields[i].name == name {
+				f = &fields[i]
+				break
+			}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return apierr.Newf(apierr.SysMalformed, "invalid JSON")
+		}
+		if f == nil {
+			return apierr.Newf(apierr.SysMalformed, "unknown field %q", name).WithDetail("field", name)
+		}
+		if string(raw) == "null" {
+			seen[name] = false
+			continue
+		}
+		if m, ok := f.dst.(*map[string]string); ok {
+			v, err := decodeStringMap(raw)
+			if err != nil {
+				return apierr.Newf(apierr.SysMalformed, "field %q: %v", name, err).WithDetail("field", name)
+			}
+			*m = v
+		} else if err := json.Unmarshal(raw, f.dst); err != nil {
+			return apierr.Newf(apierr.SysMalformed, "field %q has the wrong type", name).WithDetail("field", name)
+		}
+		if f.set != nil {
+			*f.set = true
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return apierr.Newf(apierr.SysMalformed, "invalid JSON")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return apierr.Newf(apierr.SysMalformed, "trailing data after the JSON object")
+	}
+	for _, f := range fields {
+		if f.required && !seen[f.name] {
+			return apierr.Newf(apierr.ArgMissing, "field %q is required", f.name).WithDetail("field", f.name)
+		}
+	}
+	return nil
+}
+
+// decodeStringMap decodes a JSON object of strings, rejecting duplicate
+// keys and non-string values.
+func decodeStringMap(raw []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, errors.New("must be an object of strings")
+	}
+	m := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := tok.(string)
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("duplicate key %q", k)
+		}
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		v, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("values must be strings")
+		}
+		m[k] = v
+	}
+	return m, nil
+}

@@ -1,0 +1,293 @@
+// Package httpapi is the HTTP adapter of a TokMesh node: the routes of
+// 02-http-api on gorilla/mux, the flat JSON envelope, request IDs, strict
+// JSON decoding and body limits. Authentication and authorization are
+// delegated to a Guard so the TCP listeners and the local admin socket
+// share one route set with different callers.
+//
+// Invariants: every response carries X-Request-ID and Cache-Control:
+// no-store; the body is never read before the Guard accepted the caller;
+// no token, secret or session data is ever logged.
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/engine"
+	"github.com/yndnr/tokmesh-go/internal/session"
+)
+
+// Capability is what a route needs from the caller's role (04-security §2).
+type Capability uint8
+
+// Capabilities of the business routes.
+const (
+	CapPublic Capability = iota
+	CapValidate
+	CapReadSession
+	CapTouch
+	CapWrite
+	CapRevokeUser
+	CapList
+	CapRouting
+	CapMetrics
+	CapAdmin
+)
+
+// Route describes one route for the Guard, metrics and the OpenAPI test.
+type Route struct {
+	Name     string
+	Method   string
+	Template string
+	Cap      Capability
+	Write    bool  // anti-replay applies (every POST except validate)
+	MaxBody  int64 // 0 = server default
+}
+
+// Caller is an authenticated caller.
+type Caller struct {
+	KeyID     string // API key ID or "LOCAL_ADMIN"
+	Role      string // metrics | validator | issuer | admin
+	ClientIP  netip.Addr
+	UserAgent string
+}
+
+// Guard runs the request pipeline of 04-security §3 (client IP, brute-force
+// block, allowlists, API key, rate limit, role, anti-replay) for one
+// request before its body is read. listOwnUser is set for GET /sessions
+// when a user_id filter is present (issuer may list then).
+type Guard interface {
+	Check(r *http.Request, rt *Route, listOwnUser bool) (Caller, *apierr.Error)
+	// TokenFailure is told about failed token validations (brute-force guard).
+	TokenFailure(ip netip.Addr)
+}
+
+// Engine is what the HTTP layer needs from the session engine.
+type Engine interface {
+	Create(req session.CreateRequest) (session.CreateResult, error)
+	Get(id session.ID) (session.Session, error)
+	Validate(token string, touch bool, ip netip.Addr, ua string) (session.Session, error)
+	Touch(id session.ID, ip netip.Addr, ua string) (session.Session, error)
+	Renew(id session.ID, ttlSeconds int64) (session.Session, error)
+	Revoke(id session.ID) (bool, error)
+	RevokeUser(userID string, except session.ID) (int, error)
+	List(q session.ListQuery) (session.ListResult, error)
+	Partitions() int
+}
+
+// Readiness reports the checks of /ready; ok=false gates business routes.
+type Readiness func() (ok bool, checks map[string]string, code apierr.Code)
+
+// Config configures the handler.
+type Config struct {
+	Engine      Engine
+	Guard       Guard
+	Ready       Readiness
+	Logger      *slog.Logger
+	MaxBodySize int64 // server.limits.max_body_size (64 KiB)
+	OnRequest   func(route, method string, status int, seconds float64)
+	// Extra registers more routes (admin API, metrics) on the same router.
+	Extra func(r *mux.Router, h *Handler)
+}
+
+// Handler serves the TokMesh HTTP API.
+type Handler struct {
+	cfg    Config
+	router *mux.Router
+	log    *slog.Logger
+	routes []Route
+}
+
+// New builds the handler and its router.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = 64 << 10
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() (bool, map[string]string, apierr.Code) { return true, nil, "" }
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger}
+	r := mux.NewRouter()
+	r.SkipClean(true)
+	r.UseEncodedPath()
+	h.router = r
+
+	h.Handle(Route{Name: "health", Method: "GET", Template: "/health", Cap: CapPublic}, h.health)
+	h.Handle(Route{Name: "ready", Method: "GET", Template: "/ready", Cap: CapPublic}, h.ready)
+	h.Handle(Route{Name: "session.create", Method: "POST", Template: "/sessions", Cap: CapWrite, Write: true}, h.createSession)
+	h.Handle(Route{Name: "session.list", Method: "GET", Template: "/sessions", Cap: CapList}, h.listSessions)
+	h.Handle(Route{Name: "session.get", Method: "GET", Template: "/sessions/{session_id}", Cap: CapReadSession}, h.getSession)
+	h.Handle(Route{Name: "session.touch", Method: "POST", Template: "/sessions/{session_id}/touch", Cap: CapTouch, Write: true}, h.touchSession)
+	h.Handle(Route{Name: "session.renew", Method: "POST", Template: "/sessions/{session_id}/renew", Cap: CapWrite, Write: true}, h.renewSession)
+	h.Handle(Route{Name: "session.revoke", Method: "POST", Template: "/sessions/{session_id}/revoke", Cap: CapWrite, Write: true}, h.revokeSession)
+	h.Handle(Route{Name: "user.revoke_all", Method: "POST", Template: "/users/{user_id}/sessions/revoke", Cap: CapRevokeUser, Write: true}, h.revokeUser)
+	h.Handle(Route{Name: "token.validate", Method: "POST", Template: "/tokens/validate", Cap: CapValidate}, h.validate)
+	h.Handle(Route{Name: "cluster.routing", Method: "GET", Template: "/cluster/routing", Cap: CapRouting}, h.routing)
+	if cfg.Extra != nil {
+		cfg.Extra(r, h)
+	}
+	r.NotFoundHandler = http.HandlerFunc(h.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(h.methodNotAllowed)
+	return h
+}
+
+// Routes lists the registered routes.
+func (h *Handler) Routes() []Route { return append([]Route(nil), h.routes...) }
+
+// request is the per-request context handed to route handlers.
+type request struct {
+	*http.Request
+	id     string
+	route  *Route
+	caller Caller
+}
+
+// handlerFunc is a route handler after the pipeline.
+type handlerFunc func(w http.ResponseWriter, rq *request)
+
+// Handle registers a route behind the common pipeline: request ID, panic
+// recovery, readiness gate, Guard, body limit.
+func (h *Handler) Handle(rt Route, fn handlerFunc) {
+	h.routes = append(h.routes, rt)
+	h.router.Handle(rt.Template, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rq := &request{Request: r, id: requestID(r), route: &rt}
+		w.Header().Set("X-Request-ID", rq.id)
+		w.Header().Set("Cache-Control", "no-store")
+		defer h.recoverPanic(w, rq)
+		if rt.Cap != CapPublic {
+			if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {
+				writeError(w, rq.id, apierr.New(code).WithDetail("checks", checks))
+				return
+			}
+			listOwn := rt.Name == "session.list" && r.URL.Query().Get("user_id") != ""
+			if h.cfg.Guard == nil {
+				writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
+				return
+			}
+			c, aerr := h.cfg.Guard.Check(r, &rt, listOwn)
+			if aerr != nil {
+				writeError(w, rq.id, aerr)
+				return
+			}
+			rq.caller = c
+		}
+		limit := rt.MaxBody
+		if limit == 0 {
+			limit = h.cfg.MaxBodySize
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		fn(w, rq)
+	})).Methods(rt.Method).Name(rt.Name)
+}
+
+func isBusiness(c Capability) bool { return c != CapMetrics && c != CapAdmin && c != CapPublic }
+
+func (h *Handler) recoverPanic(w http.ResponseWriter, rq *request) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		h.log.Error("panic in handler", "request_id", rq.id, "route", rq.route.Template, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		writeError(w, rq.id, apierr.New(apierr.SysInternal))
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	rid := requestID(r)
+	w.Header().Set("X-Request-ID", rid)
+	w.Header().Set("Cache-Control", "no-store")
+	writeError(w, rid, apierr.New(apierr.SysNoRoute))
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	rid := requestID(r)
+	w.Header().Set("X-Request-ID", rid)
+	w.Header().Set("Cache-Control", "no-store")
+	var allow []string
+	for _, m := range []string{"GET", "POST"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if h.router.Match(probe, &match) && match.MatchErr == nil {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, rid, apierr.New(apierr.SysNoRoute))
+		return
+	}
+	v := allow[0]
+	if len(allow) > 1 {
+		v = allow[0] + ", " + allow[1]
+	}
+	w.Header().Set("Allow", v)
+	writeError(w, rid, apierr.New(apierr.SysMethod))
+}
+
+// readBody reads the (already limited) body: too large → TM-SYS-4130.
+func readBody(rq *request) ([]byte, *apierr.Error) {
+	b, err := io.ReadAll(rq.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apierr.New(apierr.SysBodyTooBig).WithDetail("limit", mbe.Limit)
+		}
+		return nil, apierr.Newf(apierr.SysMalformed, "could not read the request body")
+	}
+	return b, nil
+}
+
+// engineError maps engine/session errors for session routes.
+func engineError(err error) *apierr.Error {
+	var fe *session.FieldError
+	var qe *session.QuotaError
+	switch {
+	case errors.As(err, &fe):
+		return apierr.Newf(apierr.SessInvalidField, "%s", fe.Error()).WithDetail("field", fe.Field)
+	case errors.As(err, &qe):
+		return apierr.New(apierr.SessQuotaExceeded).WithDetail("limit", qe.Limit)
+	case errors.Is(err, session.ErrTokenMalformed):
+		return apierr.New(apierr.TokenMalformed).WithDetail("field", "token")
+	case errors.Is(err, session.ErrTokenConflict):
+		return apierr.New(apierr.TokenConflict)
+	case errors.Is(err, session.ErrNotFound):
+		return apierr.New(apierr.SessNotFound)
+	case errors.Is(err, session.ErrExpired):
+		return apierr.New(apierr.SessExpired)
+	case errors.Is(err, session.ErrRevoked):
+		return apierr.New(apierr.SessRevoked)
+	case errors.Is(err, engine.ErrStorage):
+		return &apierr.Error{Code: apierr.SysStorage, Err: err}
+	case errors.Is(err, engine.ErrClosed):
+		return &apierr.Error{Code: apierr.SysNotReady, Err: err}
+	}
+	return &apierr.Error{Code: apierr.SysInternal, Err: err}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, rq *request, e *apierr.Error) {
+	if e.Code.Status() >= 500 {
+		msg := ""
+		if e.Err != nil {
+			msg = e.Err.Error()
+		}
+		h.log.Error("request failed", "request_id", rq.id, "route", rq.route.Template, "code", string(e.Code), "error", msg)
+	}
+	writeError(w, rq.id, e)
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/engine"
+)
+
+// localGuard admits every caller as LOCAL_ADMIN (the admin-socket guard).
+type localGuard struct{ tokenFailures int }
+
+func (g *localGuard) Check(r *http.Request, rt *Route, own bool) (Caller, *apierr.Error) {
+	return Caller{KeyID: "LOCAL_ADMIN", Role: "admin", ClientIP: netip.MustParseAddr("127.0.0.1"), UserAgent: r.UserAgent()}, nil
+}
+func (g *localGuard) TokenFailure(netip.Addr) { g.tokenFailures++ }
+
+func newTestServer(t *testing.T) (*httptest.Server, *engine.Engine) {
+	t.Helper()
+	cfg := engine.DefaultConfig(t.TempDir())
+	cfg.Getenv = func(k string) string {
+		if k == "TOKMESH_ENCRYPTION_KEY" {
+			return strings.Repeat("42", 32)
+		}
+		return ""
+	}
+	cfg.SweepInterval, cfg.SnapshotInterval, cfg.SnapshotWALThreshold, cfg.SnapshotOnClose = -1, 0, 0, false
+	e, err := engine.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Engine: e, Guard: &localGuard{}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	return srv, e
+}
+
+type envelope struct {
+	Code      string          `json:"code"`
+	Message   string          `json:"message"`
+	RequestID string          `json:"request_id"`
+	Timestamp int64           `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+	Details   map[string]any  `json:"details"`
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, envelope, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	req.Header.Set("User-Agent", "httpapi-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatalf("%s %s: body is not an envelope: %q", method, path, raw)
+	}
+	if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Request-ID") != env.RequestID {
+		t.Fatalf("%s %s: X-Request-ID %q vs envelope %q", method, path, resp.Header.Get("X-Request-ID"), env.RequestID)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("%s %s: no Cache-Control: no-store", method, path)
+	}
+	return resp.StatusCode, env, resp.Header
+}
+
+func TestQuickstartSequence_CreateValidateRevokeValidate(t *testing.T) {
+	srv, _ := newTestServer(t)
+	st, env, _ := call(t, srv, "POST", "/sessions", `{"user_id":"u-1001","data":{"tenant":"acme"}}`)
+	if st != 201 || env.Code != "OK" {
+		t.Fatalf("create: %d %+v", st, env)
+	}
+	var created struct {
+		SessionID string `json:"session_id"`
+		Token     string `json:"token"`
+		ExpiresAt int64  `json:"expires_at"`
+	}
+	json.Unmarshal(env.Data, &created)
+	if !strings.HasPrefix(created.SessionID, "tmss-") || !strings.HasPrefix(created.Token, "tmtk_") || created.ExpiresAt == 0 {
+		t.Fatalf("create data %s", env.Data)
+	}
+	st, env, _ = call(t, srv, "POST", "/tokens/validate", fmt.Sprintf(`{"token":%q}`, created.Token))
+	if st != 200 || !bytes.Contains(env.Data, []byte(`"valid":true`)) || !bytes.Contains(env.Data, []byte(`"created_by":"LOCAL_ADMIN"`)) {
+		t.Fatalf("validate: %d %s", st, env.Data)
+	}
+	if bytes.Contains(env.Data, []byte(created.Token)) {
+		t.Fatal("validate returned the token")
+	}
+	st, env, _ = call(t, srv, "POST", "/sessions/"+created.SessionID+"/revoke", "")
+	if st != 200 || string(env.Data) != fmt.Sprintf(`{"session_id":%q,"revoked":true}`, created.SessionID) {
+		t.Fatalf("revoke: %d %s", st, env.Data)
+	}
+	st, env, _ = call(t, srv, "GET", "/sessions/tmss-"+strings.ToUpper(created.SessionID[5:]), "")
+	if st != 404 || env.Code != "TM-SESS-4042" {
+		t.Fatalf("IDs are case-insensitive: %d %s", st, env.Code)
+	}
+	st, env, _ = call(t, srv, "POST", "/tokens/validate", fmt.Sprintf(`{"token":%q}`, created.Token))
+	if st != 200 || !bytes.Contains(env.Data, []byte(`"code":"TM-TOKN-4012"`)) {
+		t.Fatalf("validate after revoke: %d %s", st, env.Data)
+	}
+	st, env, _ = call(t, srv, "GET", "/sessions/"+created.SessionID, "")
+	if st != 404 || env.Code != "TM-SESS-4042" {
+		t.Fatalf("get revoked: %d %s", st, env.Code)
+	}
+	st, env, _ = call(t, srv, "POST", "/sessions", fmt.Sprintf(`{"user_id":"u-1001","token":%q}`, created.Token))
+	if st != 409 || env.Code != "TM-TOKN-4090" {
+		t.Fatalf("reuse revoked token: %d %s", st, env.Code)
+	}
+}
+
+func TestConventions_RoutingErrorsAndStrictBodies(t *testing.T) {
+	srv, _ := newTestServer(t)
+	big := `{"user_id":"` + strings.Repeat("a", 70<<10) + `"}`
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"GET", "/nope", "", 404, "TM-SYS-4040"},
+		{"GET", "/sessions/", "", 404, "TM-SYS-4040"},
+		{"DELETE", "/sessions", "", 405, "TM-SYS-4050"},
+		{"PUT", "/tokens/validate", "", 405, "TM-SYS-4050"},
+		{"POST", "/sessions", `{"user_id":"u","User_ID":"x"}`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `{"user_id":"u","user_id":"v"}`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `{"user_id":"u"} {}`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `{"user_id":5}`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `{"user_id":"u","data":{"a":"1","a":"2"}}`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `[1]`, 400, "TM-SYS-4000"},
+		{"POST", "/sessions", `{"device_id":"d"}`, 400, "TM-ARG-1002"},
+		{"POST", "/sessions", `{"user_id":null}`, 400, "TM-ARG-1002"},
+		{"POST", "/sessions", `{"user_id":"` + strings.Repeat("x", 129) + `"}`, 400, "TM-SESS-4001"},
+		{"POST", "/sessions", `{"user_id":"u","ttl_seconds":0}`, 400, "TM-SESS-4001"},
+		{"POST", "/sessions", `{"user_id":"u","token":"short-token"}`, 400, "TM-TOKN-4000"},
+		{"POST", "/sessions", big, 413, "TM-SYS-4130"},
+		{"POST", "/tokens/validate", `{}`, 400, "TM-ARG-1002"},
+		{"POST", "/sessions/tmss-not-an-id/renew", `{"ttl_seconds":60}`, 404, "TM-SESS-4040"},
+		{"POST", "/sessions/tmss-not-an-id/renew", `{}`, 400, "TM-ARG-1002"},
+		{"GET", "/sessions?size=0", "", 400, "TM-ARG-1001"},
+		{"GET", "/sessions?size=101", "", 400, "TM-ARG-1001"},
+		{"GET", "/sessions?page=101&size=100", "", 400, "TM-ARG-1001"},
+		{"GET", "/sessions?bogus=1", "", 400, "TM-ARG-1001"},
+	} {
+		st, env, hdr := call(t, srv, tc.method, tc.path, tc.body)
+		if st != tc.status || env.Code != tc.code {
+			t.Errorf("%s %s %.60s: got %d %s (%s), want %d %s", tc.method, tc.path, tc.body, st, env.Code, env.Message, tc.status, tc.code)
+		}
+		if st == 405 && hdr.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", tc.method, tc.path)
+		}
+		if env.Details == nil {
+			t.Errorf("%s %s: error envelope without details", tc.method, tc.path)
+		}
+	}
+}
+
+func TestValidate_ResultsAlways200WithCodes(t *testing.T) {
+	srv, _ := newTestServer(t)
+	for tok, code := range map[string]string{"short": "TM-TOKN-4000", "an-unknown-token-0001": "TM-TOKN-4010"} {
+		st, env, _ := call(t, srv, "POST", "/tokens/validate", fmt.Sprintf(`{"token":%q}`, tok))
+		if st != 200 || !bytes.Contains(env.Data, []byte(`"valid":false`)) || !bytes.Contains(env.Data, []byte(code)) {
+			t.Fatalf("%s: %d %s", tok, st, env.Data)
+		}
+	}
+}
+
+func TestList_FiltersAndPaging(t *testing.T) {
+	srv, _ := newTestServer(t)
+	for i := range 5 {
+		call(t, srv, "POST", "/sessions", fmt.Sprintf(`{"user_id":"list-user","device_id":"d%d"}`, i%2))
+	}
+	call(t, srv, "POST", "/sessions", `{"user_id":"other"}`)
+	st, env, _ := call(t, srv, "GET", "/sessions?user_id=list-user&size=2&page=2&sort_order=asc", "")
+	var page struct {
+		Items []map[string]any `json:"items"`
+		Page  int              `json:"page"`
+		Size  int              `json:"size"`
+		Total int              `json:"total"`
+	}
+	json.Unmarshal(env.Data, &page)
+	if st != 200 || page.Total != 5 || len(page.Items) != 2 || page.Page != 2 || page.Size != 2 {
+		t.Fatalf("%d %s", st, env.Data)
+	}
+	st, env, _ = call(t, srv, "POST", "/users/list-user/sessions/revoke", "")
+	if st != 200 || string(env.Data) != `{"user_id":"list-user","revoked_count":5}` {
+		t.Fatalf("revoke all: %d %s", st, env.Data)
+	}
+}
+
+func TestPanicIsRecoveredAsEnvelope500(t *testing.T) {
+	h := New(Config{Engine: nil, Guard: &localGuard{}, Extra: nil})
+	h.Handle(Route{Name: "boom", Method: "GET", Template: "/boom", Cap: CapPublic}, func(http.ResponseWriter, *request) { panic("boom") })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	st, env, _ := call(t, srv, "GET", "/boom", "")
+	if st != 500 || env.Code != "TM-SYS-5000" {
+		t.Fatalf("%d %+v", st, env)
+	}
+}
