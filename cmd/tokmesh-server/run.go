@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/config"
 	"github.com/yndnr/tokmesh-go/internal/server"
@@ -23,16 +24,19 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 	code := 0
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down")
+		logger.Info("shutting down", "grace_period", cfg.Server.Shutdown.GracePeriod.String())
 	case err := <-srv.Fatal():
 		logger.Error("storage failure, stopping", "error", err.Error())
+		srv.Close()
+		return 1
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Shutdown.Timeout)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Error("shutdown", "error", err.Error())
 		code = 1
 	}
-	if err := srv.Close(); err != nil {
-		logger.Error("shutdown", "error", err.Error())
-		if code == 0 {
-			code = 1
-		}
-	}
+	logger.Info("stopped", "shutdown_ms", time.Since(start).Milliseconds())
 	return code
 }

@@ -1,7 +1,7 @@
 // Package server assembles a TokMesh node from its typed configuration:
-// New(cfg) → Start(ctx) → Close(). Today a node is the session engine
-// (recovery, WAL, snapshots, sweeper); the HTTP, RESP and admin-socket
-// listeners attach here as they land.
+// New(cfg) → Start(ctx) → Close(). Start opens the listeners first (so
+// /health answers and /ready says "recovering"), then recovers the engine
+// and turns ready. Ports ":0" are allowed; Addr reports what was bound.
 package server
 
 import (
@@ -9,10 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/config"
 	"github.com/yndnr/tokmesh-go/internal/engine"
+	"github.com/yndnr/tokmesh-go/internal/httpapi"
+	"github.com/yndnr/tokmesh-go/internal/localadmin"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/wal"
 )
@@ -23,24 +31,33 @@ type Server struct {
 	log    *slog.Logger
 	getenv func(string) string
 
-	mu      sync.Mutex
-	eng     *engine.Engine
-	fatalCh chan error
+	eng      atomic.Pointer[engine.Engine]
+	state    atomic.Value // "recovering" | "ok" | "draining"
+	fatalCh  chan error
+	mu       sync.Mutex
+	servers  []*http.Server
+	addrs    map[string]net.Addr
+	tcpGuard httpapi.Guard
+	closed   bool
 }
 
 // Options are the non-config inputs of a node.
 type Options struct {
 	Logger *slog.Logger
 	Getenv func(string) string // nil = os.Getenv
+	// TCPGuard authenticates callers on the TCP listeners. nil refuses every
+	// authenticated route with TM-AUTH-4010 (the API-key pipeline plugs in here).
+	TCPGuard httpapi.Guard
 }
 
-// New validates nothing beyond what config.Validate did; it only records
-// the inputs. Start does the work.
+// New records the inputs; Start does the work.
 func New(cfg *config.Config, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: o.Logger, getenv: o.Getenv, fatalCh: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: o.Logger, getenv: o.Getenv, fatalCh: make(chan error, 1), addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard}
+	s.state.Store("recovering")
+	return s
 }
 
 // EngineConfig maps the typed configuration onto the engine's.
@@ -76,55 +93,185 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 	return ec, nil
 }
 
-// Start recovers the engine. It returns a *engine.StartupError when the node
-// must not start (the caller exits with its code).
+// Start opens the listeners, recovers the engine and turns ready. It
+// returns a *engine.StartupError when the node must not start.
 func (s *Server) Start(ctx context.Context) error {
 	ec, err := EngineConfig(s.cfg)
 	if err != nil {
 		return &engine.StartupError{Code: engine.ExitConfig, Err: err}
 	}
+	// The data-dir lock is taken by engine.Open; the admin socket must not
+	// be touched before it, or a second server would delete the first's
+	// socket. So: lock+recover first when the socket is enabled.
 	ec.Logger = s.log
 	ec.Getenv = s.getenv
 	ec.OnFatal = func(err error) {
+		s.state.Store("failed")
 		select {
 		case s.fatalCh <- err:
 		default:
 		}
 	}
+	if s.cfg.Server.HTTP.Enabled {
+		if err := s.listenHTTP("http", s.cfg.Server.HTTP.Address, s.tcpGuard); err != nil {
+			s.Close()
+			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
+		}
+	}
 	eng, err := engine.Open(ec)
 	if err != nil {
+		s.Close()
 		return err
 	}
-	s.mu.Lock()
-	s.eng = eng
-	s.mu.Unlock()
+	s.eng.Store(eng)
+	if s.cfg.Server.Local.Enabled {
+		if err := s.listenLocal(s.cfg.SocketPath()); err != nil {
+			s.Close()
+			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
+		}
+	} else {
+		s.log.Warn("server.local.enabled is false: the local admin socket (bootstrap and recovery path) is off")
+	}
+	s.state.Store("ok")
 	ri := eng.Recovery()
 	s.log.Info("node ready", "node_id", eng.Node().NodeID, "data_dir", s.cfg.Storage.DataDir,
-		"partitions", eng.Partitions(), "recovery_ms", ri.Duration.Milliseconds(), "live_sessions", eng.Store().Stats().Live)
+		"partitions", eng.Partitions(), "sync_mode", s.cfg.Storage.WAL.SyncMode, "recovery_ms", ri.Duration.Milliseconds(),
+		"wal_records_replayed", ri.WALRecords, "snapshot", ri.Snapshot, "live_sessions", eng.Store().Stats().Live,
+		"listeners", s.listenerSummary())
 	return nil
 }
 
-// Engine returns the running engine (nil before Start).
-func (s *Server) Engine() *engine.Engine {
+func (s *Server) listenerSummary() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.eng
+	m := map[string]string{}
+	for k, a := range s.addrs {
+		m[k] = a.String()
+	}
+	return m
 }
+
+func (s *Server) handler(guard httpapi.Guard) http.Handler {
+	return httpapi.New(httpapi.Config{
+		Engine:      engineRef{s},
+		Guard:       guard,
+		Ready:       s.readiness,
+		Logger:      s.log.With("component", "httpapi"),
+		MaxBodySize: s.cfg.Server.Limits.MaxBodySize.Bytes(),
+	})
+}
+
+func (s *Server) listenHTTP(name, addr string, guard httpapi.Guard) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listener %s: %w", name, addr, err)
+	}
+	s.serve(name, l, s.handler(guard))
+	return nil
+}
+
+func (s *Server) listenLocal(path string) error {
+	l, err := localadmin.Listen(path)
+	if err != nil {
+		return fmt.Errorf("local admin socket %s: %w", path, err)
+	}
+	s.serve("local", l, s.handler(localGuard{}))
+	return nil
+}
+
+func (s *Server) serve(name string, l net.Listener, h http.Handler) {
+	t := s.cfg.Server.Timeouts
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.mu.Lock()
+	s.servers = append(s.servers, hs)
+	s.addrs[name] = l.Addr()
+	s.mu.Unlock()
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", "listener", name, "error", err.Error())
+		}
+	}()
+}
+
+// Addr returns the bound address of a listener ("http", "local").
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[name]
+}
+
+func (s *Server) readiness() (bool, map[string]string, apierr.Code) {
+	st, _ := s.state.Load().(string)
+	checks := map[string]string{"storage": "ok", "cluster": "standalone", "maintenance": "off"}
+	switch st {
+	case "ok":
+		return true, checks, ""
+	case "draining":
+		checks["shutdown"] = "draining"
+		return false, checks, apierr.SysNotReady
+	case "failed":
+		checks["storage"] = "failed"
+		return false, checks, apierr.SysStorage
+	default:
+		checks["storage"] = "recovering"
+		return false, checks, apierr.SysNotReady
+	}
+}
+
+// Ready reports whether the node serves business routes.
+func (s *Server) Ready() bool { ok, _, _ := s.readiness(); return ok }
+
+// Engine returns the running engine (nil before recovery completed).
+func (s *Server) Engine() *engine.Engine { return s.eng.Load() }
 
 // Fatal delivers the fail-stop error of a storage failure.
 func (s *Server) Fatal() <-chan error { return s.fatalCh }
 
-// Close flushes and stops the node.
+// Shutdown drains gracefully (09-observability §3): /ready turns 503, the
+// node keeps serving for the grace period, then listeners stop accepting,
+// in-flight requests finish, and the WAL is flushed — all within timeout.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if st, _ := s.state.Load().(string); st == "ok" {
+		s.state.Store("draining")
+		select {
+		case <-time.After(s.cfg.Server.Shutdown.GracePeriod):
+		case <-ctx.Done():
+		}
+	}
+	s.mu.Lock()
+	servers := append([]*http.Server(nil), s.servers...)
+	s.mu.Unlock()
+	var errs []error
+	for _, hs := range servers {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			hs.Close()
+		}
+	}
+	if err := s.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops everything at once (no drain) and closes the engine.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	eng := s.eng
-	s.eng = nil
-	s.mu.Unlock()
-	if eng == nil {
+	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
-	if err := eng.Close(); err != nil {
-		return fmt.Errorf("close engine: %w", err)
+	s.closed = true
+	servers := s.servers
+	s.mu.Unlock()
+	for _, hs := range servers {
+		hs.Close()
+	}
+	if eng := s.eng.Swap(nil); eng != nil {
+		if err := eng.Close(); err != nil {
+			return fmt.Errorf("close engine: %w", err)
+		}
 	}
 	return nil
 }
@@ -136,4 +283,88 @@ func ExitCode(err error) int {
 		return se.Code
 	}
 	return engine.ExitRuntime
+}
+
+// localGuard admits every caller of the admin socket as LOCAL_ADMIN.
+type localGuard struct{}
+
+func (localGuard) Check(r *http.Request, rt *httpapi.Route, own bool) (httpapi.Caller, *apierr.Error) {
+	return httpapi.Caller{KeyID: "LOCAL_ADMIN", Role: "admin", UserAgent: r.UserAgent()}, nil
+}
+func (localGuard) TokenFailure(netip.Addr) {}
+
+// engineRef lets the HTTP handlers exist before recovery finished; the
+// readiness gate keeps business routes away until the engine is set.
+type engineRef struct{ s *Server }
+
+var errNoEngine = engine.ErrClosed
+
+func (r engineRef) e() (*engine.Engine, error) {
+	if e := r.s.eng.Load(); e != nil {
+		return e, nil
+	}
+	return nil, errNoEngine
+}
+
+func (r engineRef) Create(req session.CreateRequest) (session.CreateResult, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.CreateResult{}, err
+	}
+	return e.Create(req)
+}
+func (r engineRef) Get(id session.ID) (session.Session, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.Session{}, err
+	}
+	return e.Get(id)
+}
+func (r engineRef) Validate(tok string, touch bool, ip netip.Addr, ua string) (session.Session, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.Session{}, err
+	}
+	return e.Validate(tok, touch, ip, ua)
+}
+func (r engineRef) Touch(id session.ID, ip netip.Addr, ua string) (session.Session, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.Session{}, err
+	}
+	return e.Touch(id, ip, ua)
+}
+func (r engineRef) Renew(id session.ID, ttl int64) (session.Session, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.Session{}, err
+	}
+	return e.Renew(id, ttl)
+}
+func (r engineRef) Revoke(id session.ID) (bool, error) {
+	e, err := r.e()
+	if err != nil {
+		return false, err
+	}
+	return e.Revoke(id)
+}
+func (r engineRef) RevokeUser(uid string, except session.ID) (int, error) {
+	e, err := r.e()
+	if err != nil {
+		return 0, err
+	}
+	return e.RevokeUser(uid, except)
+}
+func (r engineRef) List(q session.ListQuery) (session.ListResult, error) {
+	e, err := r.e()
+	if err != nil {
+		return session.ListResult{}, err
+	}
+	return e.List(q)
+}
+func (r engineRef) Partitions() int {
+	if e := r.s.eng.Load(); e != nil {
+		return e.Partitions()
+	}
+	return r.s.cfg.Cluster.Partitions
 }

@@ -60,7 +60,7 @@ func (s istr) String() string {
 	return s.h.Value()
 }
 
-// rec is the in-memory form of a session (232 bytes plus one allocation
+// rec is the in-memory form of a session (216 bytes plus one allocation
 // holding user ID, device ID and data). IPs are kept as 16 bytes plus a kind
 // (0 none, 4, 6).
 type rec struct {
@@ -365,7 +365,13 @@ func (sh *shard) tombByTok(th *TokenHash) (uint32, bool) {
 
 // listHead returns the first session in list l with key k.
 func (sh *shard) listHead(l int, k *ikey) uint32 {
-	_, ref, ok := sh.idx[l].find(sh.st.hashKey(l, k), func(ref uint32) bool { return matchKey(l, sh.rec(ref), k) })
+	return sh.listHeadH(l, k, sh.st.hashKey(l, k))
+}
+
+// listHeadH is listHead with the key's hash precomputed (the seed is the
+// same for every shard).
+func (sh *shard) listHeadH(l int, k *ikey, h uint32) uint32 {
+	_, ref, ok := sh.idx[l].find(h, func(ref uint32) bool { return matchKey(l, sh.rec(ref), k) })
 	if !ok {
 		return noRef
 	}

@@ -496,12 +496,13 @@ func cmpInt(a, b int64) int {
 // as an eviction candidate; otherwise it stops counting at limit.
 func (st *Store) countLive(user string, now int64, collect bool, limit int) (int, []victim) {
 	k := ikey{s: user}
+	h := st.hashKey(lUser, &k)
 	count := 0
 	var cands []victim
 	for i, sh := range st.shards {
 		sh.mu.RLock()
 		if sh.idx[lUser].len() > 0 {
-			for ref := sh.listHead(lUser, &k); ref != noRef; {
+			for ref := sh.listHeadH(lUser, &k, h); ref != noRef; {
 				r := sh.rec(ref)
 				if st.state(r, now) == stateLive {
 					count++
