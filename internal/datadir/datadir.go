@@ -15,13 +15,13 @@ import (
 
 // Sub-directory and file names inside a data dir.
 const (
-	LockFile     = "LOCK"
-	NodeFile     = "node.json"
-	WALDir       = "wal"
-	SnapshotDir  = "snapshots"
-	BackupDir    = "backups"
-	ControlDir   = "control"
-	AuditDir     = "audit"
+	LockFile          = "LOCK"
+	NodeFile          = "node.json"
+	WALDir            = "wal"
+	SnapshotDir       = "snapshots"
+	BackupDir         = "backups"
+	ControlDir        = "control"
+	AuditDir          = "audit"
 	NodeFormatVersion = 1
 )
 

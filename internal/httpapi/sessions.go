@@ -393,4 +393,3 @@ func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 	b = strconv.AppendInt(b, int64(res.Total), 10)
 	writeData(w, http.StatusOK, rq.id, append(b, '}'))
 }
-
