@@ -16,7 +16,7 @@ BINARIES  := $(notdir $(wildcard cmd/*))
 # Crash-harness cycles: make test runs at least 10, make test-crash 100.
 CRASH_CYCLES ?= 10
 
-.PHONY: all build run deps test test-unit test-crash test-fuzz bench vet fmt cross clean
+.PHONY: all build run deps test test-unit test-crash test-fuzz bench bench-memory vet fmt cross clean
 
 all: build
 
@@ -63,7 +63,13 @@ test-fuzz:
 # Benchmarks behind docs/benchmarks.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/session/ ./internal/wal/ ./internal/snapshot/
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./internal/engine/
+	$(GO) test -run '^$$' -bench '^BenchmarkCreate$$' -benchtime 20000x -timeout 30m ./internal/engine/
+	$(GO) test -run '^$$' -bench '^BenchmarkValidateParallel$$' -benchmem -benchtime 2s -timeout 30m ./internal/engine/
+	$(GO) test -run '^$$' -bench '^BenchmarkSnapshotAndColdStart1M$$' -benchtime 1x -timeout 30m ./internal/engine/
+
+# Heap and RSS with 1M example-shaped sessions, alone in its own process.
+bench-memory:
+	TOKMESH_MEMORY_TEST=1 $(GO) test -count=1 -run '^TestMemory1M$$' -v -timeout 20m ./internal/engine/
 
 clean:
 	rm -rf $(BIN)

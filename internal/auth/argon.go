@@ -140,9 +140,11 @@ func VerifySecret(secret, phcString string) (bool, error) {
 
 // verifier bounds concurrent Argon2 runs and counts them.
 type verifier struct {
-	sem   chan struct{}
-	runs  atomic.Uint64
-	dummy string // PHC of a random secret, for unknown key IDs
+	sem      chan struct{}
+	runs     atomic.Uint64
+	inflight atomic.Int64
+	peak     atomic.Int64 // highest inflight seen (tests)
+	dummy    string       // PHC of a random secret, for unknown key IDs
 }
 
 func newVerifier(slots int, p Params) (*verifier, error) {
@@ -168,6 +170,14 @@ func (v *verifier) verify(ctx context.Context, secret, phcString string) (bool, 
 	}
 	defer func() { <-v.sem }()
 	v.runs.Add(1)
+	n := v.inflight.Add(1)
+	defer v.inflight.Add(-1)
+	for {
+		p := v.peak.Load()
+		if n <= p || v.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
 	return VerifySecret(secret, phcString)
 }
 

@@ -21,10 +21,10 @@ var errShort = errors.New("truncated")
 
 type encoder struct{ b []byte }
 
-func (e *encoder) u8(v uint8)      { e.b = append(e.b, v) }
+func (e *encoder) u8(v uint8)       { e.b = append(e.b, v) }
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) i64(v int64)     { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
-func (e *encoder) str(s string)    { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) i64(v int64)      { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
 
 func (e *encoder) key(k *Key) {
 	e.str(k.ID)

@@ -76,6 +76,11 @@ type AuthFailure struct {
 	KeyID string
 	// Err is ErrBadCredential or ErrKeyDisabled.
 	Err error
+	// BruteForce is true for a failed key verification (04-security §3
+	// step 9: unknown key or wrong secret), which counts towards
+	// max_auth_failures. Disabled and expired keys proved their secret, and
+	// Recheck failures are not guesses.
+	BruteForce bool
 }
 
 func (e *AuthFailure) Error() string {
@@ -84,13 +89,6 @@ func (e *AuthFailure) Error() string {
 
 // Unwrap returns ErrBadCredential or ErrKeyDisabled.
 func (e *AuthFailure) Unwrap() error { return e.Err }
-
-// BruteForce reports whether the failure is a failed key verification
-// (04-security §3 step 9: unknown key or wrong secret) that counts towards
-// max_auth_failures. Disabled and expired keys proved their secret.
-func (e *AuthFailure) BruteForce() bool {
-	return e.Reason == ReasonUnknownKey || e.Reason == ReasonBadSecret
-}
 
 // RateLimitError is a per-key rate limit rejection (429 TM-SYS-4290).
 type RateLimitError struct {

@@ -277,6 +277,10 @@ func (e *Engine) recover() error {
 		return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("no valid snapshot among %d in %s; run `tokmesh-walctl verify --data-dir %s` to see why", len(snaps), snapDir, dir)}
 	}
 	e.recoveryInfo.CoveredSeq = covered
+	if covered == 0 && len(segs) > 0 && segs[0].Err == nil && segs[0].FirstSeq != 1 {
+		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(fmt.Errorf("%s starts at seq %d but no snapshot covers seq 1..%d (snapshots missing?)",
+			segs[0].Path, segs[0].FirstSeq, segs[0].FirstSeq-1))}
+	}
 
 	// WAL tail.
 	var decodeErr error

@@ -377,3 +377,27 @@ func TestEngine_CipherRecordedPerFileAndReadByEither(t *testing.T) {
 		}
 	}
 }
+
+func TestRecovery_MissingSnapshotWithTruncatedWALRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SegmentSize = 32 << 10
+	e := mustOpen(t, cfg)
+	for i := range 300 {
+		create(t, e, fmt.Sprintf("token-gap-%05d-xx", i), "u")
+	}
+	if _, err := e.Snapshot(); err != nil { // deletes the covered segments
+		t.Fatal(err)
+	}
+	create(t, e, "token-gap-after-snap", "u")
+	e.Close()
+	snaps, _ := snapshot.List(filepath.Join(dir, datadir.SnapshotDir))
+	for _, p := range snaps {
+		os.Remove(p)
+	}
+	_, err := Open(cfg)
+	var se *StartupError
+	if !errors.As(err, &se) || se.Code != ExitDataErr {
+		t.Fatalf("recovery from a WAL whose start is gone: %v", err)
+	}
+}

@@ -178,8 +178,15 @@ func redactAttr(a slog.Attr) slog.Attr {
 }
 
 // anyText checks an arbitrary value. When it holds a secret it returns the
-// redacted text that replaces it and true.
-func anyText(x any) (string, bool) {
+// redacted text that replaces it and true. A value whose Error, String or
+// MarshalJSON panics (a nil pointer, typically) is left to the inner
+// handler, which reports such values itself.
+func anyText(x any) (text string, changed bool) {
+	defer func() {
+		if recover() != nil {
+			text, changed = "", false
+		}
+	}()
 	switch t := x.(type) {
 	case nil:
 		return "", false

@@ -309,3 +309,21 @@ func BenchmarkRedactString_NoMatch(b *testing.B) {
 		_ = RedactString(s)
 	}
 }
+
+type nilErr struct{ msg string }
+
+func (e *nilErr) Error() string { return e.msg }
+
+func TestHandler_NilPointerValuesDoNotPanic(t *testing.T) {
+	var buf bytes.Buffer
+	var e *nilErr
+	var s *stringerPtr
+	newTestLogger(&buf).Info("m", slog.Any("err", e), slog.Any("s", s), slog.Any("nil", nil), "x", srvToken)
+	if leakRE.MatchString(buf.String()) || !strings.Contains(buf.String(), redactedToken) {
+		t.Fatalf("%s", buf.String())
+	}
+}
+
+type stringerPtr struct{ v string }
+
+func (s *stringerPtr) String() string { return s.v }

@@ -85,6 +85,9 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 		ec.Session.OnExceed = session.QuotaEvictOldest
 	}
 	ec.Session.ExpiredGrace = c.Session.TTL.ExpiredGrace.Milliseconds()
+	if ec.Session.ExpiredGrace == 0 {
+		ec.Session.ExpiredGrace = -1 // the store reads 0 as "default"; a configured 0s means no grace
+	}
 	ec.Session.TTLDefault = int64(c.Session.TTL.Default.Seconds())
 	ec.Session.TTLMax = int64(c.Session.TTL.Max.Seconds())
 	ec.Session.IdleDefault = int64(c.Session.TTL.IdleDefault.Seconds())

@@ -28,7 +28,8 @@
 //     version; a SESSION_PUT is ignored while a tombstone exists for the same
 //     ID or token hash.
 //   - version is 1 at creation and grows by exactly one per accepted change;
-//     last_active never decreases.
+//     last_active never decreases; created_at equals the ID's timestamp
+//     (LoadSession rejects anything else).
 //   - Quota: count and insert happen under a striped per-user lock, so a
 //     user never exceeds MaxPerUser live sessions on one store.
 //   - Every session has an item in its shard's expiry heap that is due no

@@ -39,6 +39,10 @@ var (
 	// or partition bits do not match its token hash).
 	ErrCorrupt = errors.New("session: corrupt data")
 
+	// ErrStoreFull means a shard holds the maximum of 16,777,214 sessions
+	// (or tombstones); nothing was changed.
+	ErrStoreFull = errors.New("session: shard is full")
+
 	// ErrIDCollision means a freshly generated session ID collided with an
 	// existing one on every attempt. It is astronomically unlikely.
 	ErrIDCollision = errors.New("session: session ID collision")

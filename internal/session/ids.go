@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"unsafe"
 )
@@ -127,8 +128,22 @@ func (id ID) String() string {
 	return string(id.appendTo(b[:0]))
 }
 
-// AppendText appends the textual form of id to dst.
-func (id ID) AppendText(dst []byte) []byte { return id.appendTo(dst) }
+// AppendText implements encoding.TextAppender (the String form).
+func (id ID) AppendText(dst []byte) ([]byte, error) { return id.appendTo(dst), nil }
+
+// MarshalText implements encoding.TextMarshaler (the String form).
+func (id ID) MarshalText() ([]byte, error) { return id.appendTo(make([]byte, 0, IDLen)), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler. It accepts what
+// ParseID accepts without a partition limit.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, ok := ParseID(string(b), 0)
+	if !ok {
+		return errors.New("session: malformed session ID")
+	}
+	*id = v
+	return nil
+}
 
 func (id ID) appendTo(dst []byte) []byte {
 	hi := binary.BigEndian.Uint64(id[0:8])
@@ -166,6 +181,21 @@ func (id ID) IsZero() bool { return id == ID{} }
 // TokenHash is the SHA-256 of a token's exact bytes, the only form of a token
 // the store keeps.
 type TokenHash [32]byte
+
+// String returns the hash in lower-case hex (for tools; it is not secret).
+func (h TokenHash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText implements encoding.TextMarshaler (lower-case hex).
+func (h TokenHash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler (hex, 64 digits).
+func (h *TokenHash) UnmarshalText(b []byte) error {
+	if len(b) != 2*len(h) {
+		return errors.New("session: token hash must be 64 hex digits")
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
 
 // HashToken returns the SHA-256 of the exact bytes of token. It does not
 // allocate.

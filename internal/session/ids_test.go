@@ -146,3 +146,24 @@ func TestHashToken_SHA256AndPartition(t *testing.T) {
 		t.Fatalf("HashToken allocates %v", a)
 	}
 }
+
+func TestID_TextMarshaling(t *testing.T) {
+	id, _ := NewID(7, 9, t0)
+	b, err := id.MarshalText()
+	if err != nil || string(b) != id.String() {
+		t.Fatal("MarshalText")
+	}
+	var back ID
+	if err := back.UnmarshalText(b); err != nil || back != id {
+		t.Fatal("UnmarshalText")
+	}
+	if err := back.UnmarshalText([]byte("tmss-xyz")); err == nil {
+		t.Fatal("bad ID accepted")
+	}
+	h := HashToken(token(1))
+	hb, _ := h.MarshalText()
+	var h2 TokenHash
+	if err := h2.UnmarshalText(hb); err != nil || h2 != h || len(h.String()) != 64 {
+		t.Fatal("token hash text")
+	}
+}

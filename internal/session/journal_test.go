@@ -419,3 +419,95 @@ func TestDropPartitionAndRangePartition(t *testing.T) {
 	}
 	e.create(CreateRequest{Token: token(1)}) // usable after reset
 }
+
+// memoryJournal checks, inside Record (the caller holds the shard lock),
+// that memory already shows the change the record describes: the record is
+// written in the same critical section that applied it.
+type memoryJournal struct {
+	recJournal
+	st   *Store
+	errs []string
+}
+
+func (j *memoryJournal) Record(r *Record) uint64 {
+	var id ID
+	switch r.Type {
+	case RecordPut:
+		id = r.Session.ID
+	case RecordTouch:
+		id = r.Touch.ID
+	case RecordRevoke:
+		id = r.Tombstone.ID
+	case RecordExpire:
+		id = r.ID
+	}
+	sh := j.st.shards[uint32(id[8])&j.st.mask]
+	ref, inMem := sh.sessByID(&id)
+	_, tomb := sh.tombByID(&id)
+	ok := true
+	switch r.Type {
+	case RecordPut:
+		ok = inMem && sh.rec(ref).version == r.Session.Version
+	case RecordTouch:
+		ok = inMem && sh.rec(ref).version == r.Touch.Version
+	case RecordRevoke:
+		ok = !inMem && tomb
+	case RecordExpire:
+		ok = !inMem && !tomb
+	}
+	seq := j.recJournal.Record(r)
+	if !ok {
+		j.mu.Lock()
+		j.errs = append(j.errs, fmt.Sprintf("seq %d %s for %s journaled before memory changed", seq, r.Type, id))
+		j.mu.Unlock()
+	}
+	return seq
+}
+
+func TestJournal_RecordedInsideTheCriticalSection(t *testing.T) {
+	j := &memoryJournal{}
+	clk := newClock()
+	st, err := NewStore(Config{Now: clk.Now, Journal: j, Shards: 4, MaxPerUser: 3, OnExceed: QuotaEvictOldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.st = st
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for i := 0; i < 500; i++ {
+				tok := token(rng.IntN(30))
+				switch rng.IntN(7) {
+				case 0, 1:
+					st.Create(CreateRequest{UserID: fmt.Sprint("u", rng.IntN(3)), Token: tok, TTLSet: true, TTLSeconds: 2})
+				case 2:
+					st.Validate(tok, true, []netip.Addr{ipA, ipB}[rng.IntN(2)], "")
+				case 3:
+					if s, _, err := st.Validate(tok, false, ipA, ""); err == nil {
+						st.Renew(s.ID, 3)
+					}
+				case 4:
+					if s, _, err := st.Validate(tok, false, ipA, ""); err == nil {
+						st.Revoke(s.ID)
+					}
+				case 5:
+					clk.Add(300)
+					st.Sweep()
+					st.FlushTouches()
+				case 6:
+					st.RevokeUser(fmt.Sprint("u", rng.IntN(3)), ID{})
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if len(j.errs) > 0 {
+		t.Fatalf("%d records out of their critical section, first: %s", len(j.errs), j.errs[0])
+	}
+	if j.len() < 100 {
+		t.Fatalf("only %d records", j.len())
+	}
+}

@@ -35,7 +35,9 @@ type Session struct {
 	ExpiresAt    int64 // Unix ms
 	LastActive   int64 // Unix ms
 	// Data is the data map as compact JSON with sorted keys, only `"` and
-	// `\` escaped; "{}" when empty. Immutable after create (safe to share).
+	// `\` escaped; "{}" when empty. Immutable after create and shared: it
+	// may alias the store's immutable memory, so it must never be written
+	// to (appending is safe: its capacity equals its length).
 	Data        []byte
 	IdleTimeout int64 // seconds, 0 = none
 	Version     uint64

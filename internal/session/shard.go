@@ -1,7 +1,6 @@
 package session
 
 import (
-	"errors"
 	"hash/maphash"
 	"net/netip"
 	"sync"
@@ -187,10 +186,6 @@ func (sh *shard) rec(ref uint32) *rec { return &sh.chunks[ref>>chunkBits][ref&ch
 
 func (sh *shard) tomb(ref uint32) *tomb { return &sh.tchunks[ref>>chunkBits][ref&chunkMask] }
 
-// ErrStoreFull means a shard reached the refTable limit of 16,777,214
-// sessions or tombstones.
-var ErrStoreFull = errors.New("session: shard is full")
-
 func (sh *shard) canAllocRec() bool {
 	return len(sh.free) > 0 || (len(sh.chunks)+1)*chunkSize-1 <= maxRef
 }
@@ -360,6 +355,17 @@ func (sh *shard) tombByID(id *ID) (uint32, bool) {
 
 func (sh *shard) tombByTok(th *TokenHash) (uint32, bool) {
 	_, ref, ok := sh.tByTok.find(sh.st.hashTok(th), func(ref uint32) bool { return sh.tomb(ref).th == *th })
+	return ref, ok
+}
+
+// tombByTokState finds a tombstone for th that is gone (lapsed) or not.
+// Several tombstones can share a token hash only transiently during replay,
+// so lookups must not stop at the first one.
+func (sh *shard) tombByTokState(th *TokenHash, now int64, gone bool) (uint32, bool) {
+	_, ref, ok := sh.tByTok.find(sh.st.hashTok(th), func(ref uint32) bool {
+		tb := sh.tomb(ref)
+		return tb.th == *th && sh.st.tombGone(tb, now) == gone
+	})
 	return ref, ok
 }
 

@@ -247,7 +247,7 @@ func (st *Store) resolveID(sh *shard, id *ID, now int64) (uint32, error) {
 
 func (st *Store) resolveTok(sh *shard, th *TokenHash, now int64) (uint32, error) {
 	if sh.tByTok.len() > 0 {
-		if tr, ok := sh.tombByTok(th); ok && !st.tombGone(sh.tomb(tr), now) {
+		if _, ok := sh.tombByTokState(th, now, false); ok {
 			return 0, ErrRevoked
 		}
 	}
@@ -282,9 +282,9 @@ type CreateRequest struct {
 	IdleTimeoutSeconds int64
 	IdleSet            bool // false → Config.IdleDefault
 	Data               map[string]string
-	IP                 netip.Addr
-	UserAgent          string // truncated to 512 bytes at a UTF-8 boundary
-	CreatedBy          string // API key ID or LOCAL_ADMIN, ≤ 128 bytes
+	IP                 netip.Addr // stored unmapped (IPv4-in-IPv6 → IPv4), without zone
+	UserAgent          string     // truncated to 512 bytes at a UTF-8 boundary
+	CreatedBy          string     // API key ID or LOCAL_ADMIN, ≤ 128 bytes
 }
 
 // CreateResult is the outcome of a successful create.
@@ -401,12 +401,9 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 
 	// Token conflicts. An expired session or lapsed tombstone holding the
 	// token does not conflict; it is removed below.
-	staleTomb, staleSess := noRef, noRef
-	if tr, ok := sh.tombByTok(&th); ok {
-		if !st.tombGone(sh.tomb(tr), now) {
-			return CreateResult{}, ErrTokenConflict
-		}
-		staleTomb = tr
+	staleSess := noRef
+	if _, ok := sh.tombByTokState(&th, now, false); ok {
+		return CreateResult{}, ErrTokenConflict
 	}
 	if ref, ok := sh.sessByTok(&th); ok {
 		if st.state(sh.rec(ref), now) == stateLive {
@@ -438,8 +435,12 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 	}
 
 	// Every check passed: apply and journal.
-	if staleTomb != noRef {
-		st.expireTombLocked(sh, staleTomb)
+	for {
+		tr, ok := sh.tombByTokState(&th, now, true)
+		if !ok {
+			break
+		}
+		st.expireTombLocked(sh, tr)
 	}
 	if staleSess != noRef {
 		st.expireLocked(sh, staleSess)

@@ -138,7 +138,7 @@ Exit codes: 0 ok, 1 problems found, 64 usage, 66 not found, 74 I/O error,
 		}
 		return nil
 	}
-	root.AddCommand(newInspect(g), newVerify(g), newDump(g), newRepair(g), newRekey(g), newBackup(g), newVersion(g))
+	root.AddCommand(newInspect(g), newVerify(g), newDump(g), newRepair(g), newRekey(g), newBackup(g), newAudit(g), newVersion(g))
 	return root
 }
 
