@@ -175,8 +175,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 			return nil, err
 		}
 		now = a.now()
-		nowMs = now.UnixMilli()
-		a.cache.put(&sum, keyID, matched, now.UnixNano())
+		if !ak.k.Expired(now.UnixMilli()) { // an expired key can never succeed again
+			a.cache.put(&sum, keyID, matched, now.UnixNano())
+		}
 	} else {
 		a.hits.Add(1)
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -80,6 +81,11 @@ func TestAuthenticate_Pipeline(t *testing.T) {
 		})
 	}
 	p, _ := e.auth(good, "10.0.0.1")
+	for _, s := range []string{fmt.Sprint(p), fmt.Sprintf("%+v", *p), fmt.Sprintf("%#v", p)} {
+		if strings.Contains(s, "argon2") {
+			t.Fatalf("principal leaks its hash: %s", s)
+		}
+	}
 	if p.KeyID != goodID || p.Role != RoleIssuer || !p.Can(CapWrite) || p.Can(CapAdmin) {
 		t.Fatalf("principal %+v", p)
 	}

@@ -134,16 +134,18 @@ func (d *decoder) key() Key {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var a netip.Addr
-		switch d.u8() {
-		case 4:
-			a = netip.AddrFrom4([4]byte(d.bytes(4)))
-		case 16:
-			a = netip.AddrFrom16([16]byte(d.bytes(16)))
-		default:
-			d.fail(errors.New("bad address length"))
+		n := int(d.u8())
+		b := d.bytes(n)
+		if d.err != nil {
 			return k
 		}
-		if d.err != nil {
+		switch n {
+		case 4:
+			a = netip.AddrFrom4([4]byte(b))
+		case 16:
+			a = netip.AddrFrom16([16]byte(b))
+		default:
+			d.fail(errors.New("bad address length"))
 			return k
 		}
 		p, err := a.Prefix(int(d.u8()))

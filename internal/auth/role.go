@@ -1,6 +1,10 @@
 package auth
 
-import "net/netip"
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+)
 
 // Role is an API key's role (immutable). Business privilege order:
 // validator < issuer < admin; metrics may only scrape and read INFO.
@@ -117,6 +121,19 @@ type Principal struct {
 	Generation Generation
 
 	matched string // the PHC string that matched; a hash, never a secret
+}
+
+// String describes the principal without the matched hash.
+func (p Principal) String() string {
+	return fmt.Sprintf("Principal(%s role=%s ip=%s)", p.KeyID, p.Role, p.ClientIP)
+}
+
+// GoString keeps %#v from printing the matched hash.
+func (p Principal) GoString() string { return p.String() }
+
+// LogValue keeps slog from printing the matched hash.
+func (p Principal) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("key_id", p.KeyID), slog.String("role", string(p.Role)))
 }
 
 // Can reports whether the principal's role allows c.

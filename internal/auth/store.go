@@ -312,41 +312,19 @@ func (s *Store) corrupt(file string, off int64, err error) error {
 }
 
 // load reads snapshot and log into s.state. needCompact is true when the
-// log holds records or a torn tail.
+// log holds records or a torn tail, or no snapshot exists. logData is nil
+// for a fresh store.
 func (s *Store) load() (needCompact bool, logH fileHeader, logData []byte, err error) {
-	key := s.opts.MasterKey.ID()
 	snapData, err := os.ReadFile(filepath.Join(s.opts.Dir, SnapshotFileName))
 	haveSnap := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, logH, nil, err
 	}
 	if haveSnap {
-		h, err := decodeFileHeader(snapData, kindSnap, key)
-		if err != nil {
-			return false, logH, nil, s.corrupt(SnapshotFileName, 0, err)
-		}
-		aead, err := s.opts.MasterKey.FileAEAD(h.cipher, h.salt[:], crypt.PurposeControl)
-		if err != nil {
+		if err := s.loadSnapshot(snapData); err != nil {
 			return false, logH, nil, err
 		}
-		idx, payload, size, st, rerr := readRecord(snapData[fileHeaderSize:], aead, kindSnap)
-		if st != recOK {
-			return false, logH, nil, s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: %v", ErrCorrupt, rerr))
-		}
-		if fileHeaderSize+size != len(snapData) {
-			return false, logH, nil, s.corrupt(SnapshotFileName, int64(fileHeaderSize+size), fmt.Errorf("%w: trailing bytes", ErrCorrupt))
-		}
-		st2, sidx, derr := UnmarshalState(payload)
-		if derr != nil {
-			return false, logH, nil, s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: %v", ErrCorrupt, derr))
-		}
-		if idx != h.index || sidx != h.index {
-			return false, logH, nil, s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: index mismatch (header %d, record %d, state %d)", ErrCorrupt, h.index, idx, sidx))
-		}
-		s.state, s.index = st2, h.index
-		s.recovery.SnapshotIndex = h.index
 	}
-
 	logData, err = os.ReadFile(filepath.Join(s.opts.Dir, LogFileName))
 	if errors.Is(err, fs.ErrNotExist) {
 		if haveSnap {
@@ -357,45 +335,82 @@ func (s *Store) load() (needCompact bool, logH fileHeader, logData []byte, err e
 	if err != nil {
 		return false, logH, nil, err
 	}
-	if logData == nil {
-		logData = []byte{}
-	}
-	logH, err = decodeFileHeader(logData, kindLog, key)
-	if err != nil {
-		return false, logH, nil, s.corrupt(LogFileName, 0, err)
-	}
-	// Without a snapshot the log must hold the whole history (base 0):
-	// a store is initialised log-first, and compaction writes the snapshot
-	// before it replaces the log.
-	if logH.index > s.index {
-		return false, logH, nil, s.corrupt(LogFileName, 0, fmt.Errorf("%w: log starts after index %d but the snapshot covers only %d", ErrCorrupt, logH.index, s.index))
-	}
-	aead, err := s.opts.MasterKey.FileAEAD(logH.cipher, logH.salt[:], crypt.PurposeControl)
+	logH, valid, err := s.replayLog(logData)
 	if err != nil {
 		return false, logH, nil, err
 	}
+	needCompact = valid > fileHeaderSize || s.recovery.TornTailBytes > 0 || !haveSnap
+	return needCompact, logH, logData[:valid], nil
+}
+
+// loadSnapshot decodes keys.snap into s.state.
+func (s *Store) loadSnapshot(data []byte) error {
+	h, err := decodeFileHeader(data, kindSnap, s.opts.MasterKey.ID())
+	if err != nil {
+		return s.corrupt(SnapshotFileName, 0, err)
+	}
+	aead, err := s.opts.MasterKey.FileAEAD(h.cipher, h.salt[:], crypt.PurposeControl)
+	if err != nil {
+		return err
+	}
+	idx, payload, size, st, rerr := readRecord(data[fileHeaderSize:], aead, kindSnap)
+	if st != recOK {
+		return s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: %v", ErrCorrupt, rerr))
+	}
+	if fileHeaderSize+size != len(data) {
+		return s.corrupt(SnapshotFileName, int64(fileHeaderSize+size), fmt.Errorf("%w: trailing bytes", ErrCorrupt))
+	}
+	state, sidx, derr := UnmarshalState(payload)
+	if derr != nil {
+		return s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: %v", ErrCorrupt, derr))
+	}
+	if idx != h.index || sidx != h.index {
+		return s.corrupt(SnapshotFileName, fileHeaderSize, fmt.Errorf("%w: index mismatch (header %d, record %d, state %d)", ErrCorrupt, h.index, idx, sidx))
+	}
+	s.state, s.index = state, h.index
+	s.recovery.SnapshotIndex = h.index
+	return nil
+}
+
+// replayLog applies the records of keys.log that follow s.index. It returns
+// the log header and the length of the valid prefix (a torn final record
+// is excluded and reported in s.recovery).
+func (s *Store) replayLog(data []byte) (fileHeader, int, error) {
+	h, err := decodeFileHeader(data, kindLog, s.opts.MasterKey.ID())
+	if err != nil {
+		return h, 0, s.corrupt(LogFileName, 0, err)
+	}
+	// Without a snapshot the log must hold the whole history (base 0): a
+	// store is initialised log-first, and compaction writes the snapshot
+	// before it replaces the log.
+	if h.index > s.index {
+		return h, 0, s.corrupt(LogFileName, 0, fmt.Errorf("%w: log starts after index %d but the snapshot covers only %d", ErrCorrupt, h.index, s.index))
+	}
+	aead, err := s.opts.MasterKey.FileAEAD(h.cipher, h.salt[:], crypt.PurposeControl)
+	if err != nil {
+		return h, 0, err
+	}
 	off := fileHeaderSize
-	next := logH.index + 1
-	for off < len(logData) {
-		idx, payload, size, st, rerr := readRecord(logData[off:], aead, kindLog)
+	next := h.index + 1
+	for off < len(data) {
+		idx, payload, size, st, rerr := readRecord(data[off:], aead, kindLog)
 		if st == recTorn {
-			s.recovery.TornTailBytes = int64(len(logData) - off)
-			logData = logData[:off]
+			s.recovery.TornTailBytes = int64(len(data) - off)
 			break
 		}
 		if st == recCorrupt {
-			return false, logH, nil, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: %v", ErrCorrupt, rerr))
+			return h, 0, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: %v", ErrCorrupt, rerr))
 		}
 		if idx != next {
-			return false, logH, nil, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record index %d, expected %d", ErrCorrupt, idx, next))
+			return h, 0, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record index %d, expected %d", ErrCorrupt, idx, next))
 		}
 		cmd, derr := DecodeCommand(payload)
 		if derr != nil {
-			return false, logH, nil, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record %d: %v", ErrCorrupt, idx, derr))
+			return h, 0, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record %d: %v", ErrCorrupt, idx, derr))
 		}
 		if idx > s.index {
 			if _, _, aerr := s.state.Apply(&cmd); aerr != nil {
-				return false, logH, nil, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record %d does not apply: %v", ErrCorrupt, idx, aerr))
+				return h, 0, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: record %d does not apply: %v", ErrCorrupt, idx, aerr))
 			}
 			s.index = idx
 			s.recovery.Replayed++
@@ -404,12 +419,11 @@ func (s *Store) load() (needCompact bool, logH fileHeader, logData []byte, err e
 		off += size
 	}
 	if next-1 < s.index {
-		// The log must reach the snapshot (it is replaced right after a
-		// snapshot is written), otherwise a crash lost the newer log.
-		return false, logH, nil, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: log ends at index %d before the snapshot's %d", ErrCorrupt, next-1, s.index))
+		// The log is replaced only after the snapshot is durable, so it
+		// always reaches the snapshot's index; if not, a newer log was lost.
+		return h, 0, s.corrupt(LogFileName, int64(off), fmt.Errorf("%w: log ends at index %d before the snapshot's %d", ErrCorrupt, next-1, s.index))
 	}
-	needCompact = len(logData) > fileHeaderSize || s.recovery.TornTailBytes > 0 || !haveSnap
-	return needCompact, logH, logData, nil
+	return h, off, nil
 }
 
 // Recovery reports what OpenStore found (for the startup log).
@@ -495,7 +509,10 @@ func (s *Store) Compact() error {
 }
 
 // Rekey rewrites the store under a new master key (for tokmesh-walctl
-// rekey): a new snapshot and an empty log, both with newKey's ID.
+// rekey, offline, after a backup): a new snapshot and an empty log, both
+// with newKey's ID. The two files are replaced one after the other, so a
+// crash in between leaves them under different keys; the error (or the
+// next open) says so and the backup is the way back.
 func (s *Store) Rekey(newKey *crypt.MasterKey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -503,7 +520,10 @@ func (s *Store) Rekey(newKey *crypt.MasterKey) error {
 		return err
 	}
 	if err := s.compactLocked(newKey); err != nil {
-		return err
+		// The snapshot may already carry the new key ID while the log
+		// still carries the old one: stop accepting writes.
+		s.failed = fmt.Errorf("rekey: %w", err)
+		return s.failed
 	}
 	s.opts.MasterKey = newKey
 	return nil
