@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,8 @@ type RecoveryInfo struct {
 	Duration      time.Duration
 	KeySource     crypt.KeySource
 	SnapshotsSkip []string // invalid snapshots passed over
+	SnapshotLoad  time.Duration
+	WALReplay     time.Duration
 }
 
 // Open locks the data dir, loads the key, recovers and starts the background
@@ -257,6 +260,7 @@ func (e *Engine) recover() error {
 
 	// Newest valid snapshot.
 	var covered uint64
+	tSnap := time.Now()
 	for _, path := range snaps {
 		n, t, cs, err := e.loadSnapshot(path)
 		if err != nil {
@@ -277,22 +281,25 @@ func (e *Engine) recover() error {
 		return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("no valid snapshot among %d in %s; run `tokmesh-walctl verify --data-dir %s` to see why", len(snaps), snapDir, dir)}
 	}
 	e.recoveryInfo.CoveredSeq = covered
+	e.recoveryInfo.SnapshotLoad = time.Since(tSnap)
+	tWAL := time.Now()
 	if covered == 0 && len(segs) > 0 && segs[0].Err == nil && segs[0].FirstSeq != 1 {
 		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(fmt.Errorf("%s starts at seq %d but no snapshot covers seq 1..%d (snapshots missing?)",
 			segs[0].Path, segs[0].FirstSeq, segs[0].FirstSeq-1))}
 	}
 
-	// WAL tail.
-	var decodeErr error
+	// WAL tail: decoded in order here, applied by per-shard workers (records
+	// of one session always land on the same worker, so their order holds).
+	rp := newReplayer(e)
 	res, err := wal.Replay(walDir, key, wal.ReplayOptions{AfterSeq: covered, TruncateTornTail: true}, func(seq uint64, typ byte, payload []byte) error {
 		rec, err := session.DecodeRecord(session.RecordType(typ), payload)
 		if err != nil {
-			decodeErr = fmt.Errorf("seq %d: %w", seq, err)
-			return decodeErr
+			return fmt.Errorf("seq %d: %w", seq, err)
 		}
-		e.applyReplayed(&rec)
+		rp.apply(&rec)
 		return nil
 	})
+	rp.close()
 	if err != nil {
 		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(err)}
 	}
@@ -301,6 +308,7 @@ func (e *Engine) recover() error {
 		e.log.Warn("WAL torn tail truncated", "file", res.TornTail.File, "offset", res.TornTail.Offset, "bytes_dropped", res.TornTail.BytesDropped)
 	}
 	e.recoveryInfo.WALRecords = res.Records
+	e.recoveryInfo.WALReplay = time.Since(tWAL)
 	last := max(res.LastSeq, covered)
 	e.recoveryInfo.LastSeq = last
 	e.lastSnapSeq.Store(covered)
@@ -360,20 +368,66 @@ func (e *Engine) loadNode() error {
 	return nil
 }
 
-// applyReplayed applies one recovered WAL record and advances partition positions.
-func (e *Engine) applyReplayed(r *session.Record) {
+// replayer applies recovered WAL records with one worker per group of
+// shards; partition-wide records (RESET, PARTITION_DROP) drain every worker
+// first, so they apply exactly between the records around them.
+type replayer struct {
+	e       *Engine
+	workers []chan *session.Record
+	wg      sync.WaitGroup
+}
+
+func newReplayer(e *Engine) *replayer {
+	rp := &replayer{e: e}
+	n := max(1, runtime.GOMAXPROCS(0))
+	for range n {
+		ch := make(chan *session.Record, 1024)
+		rp.workers = append(rp.workers, ch)
+		rp.wg.Add(1)
+		go func() {
+			defer rp.wg.Done()
+			for r := range ch {
+				_ = e.store.Apply(r) // version rules make replay idempotent; stale records are ignored
+			}
+		}()
+	}
+	return rp
+}
+
+func (rp *replayer) apply(r *session.Record) {
+	rp.e.advancePartition(r)
 	switch r.Type {
-	case session.RecordReset:
-		e.store.Reset()
-		for i := range e.parts {
-			e.parts[i].pseq = 0
+	case session.RecordReset, session.RecordPartitionDrop:
+		rp.drain()
+		if r.Type == session.RecordReset {
+			rp.e.store.Reset()
+			for i := range rp.e.parts {
+				rp.e.parts[i].pseq = 0
+			}
+		} else {
+			rp.e.store.DropPartition(r.Partition)
 		}
 		return
-	case session.RecordPartitionDrop:
-		e.store.DropPartition(r.Partition)
-	default:
-		_ = e.store.Apply(r) // version rules make replay idempotent; stale records are ignored
 	}
+	rec := *r
+	rp.workers[rp.e.store.ShardOf(r.RecordID())%len(rp.workers)] <- &rec
+}
+
+// drain waits until every worker applied what it was given.
+func (rp *replayer) drain() {
+	rp.close()
+	*rp = *newReplayer(rp.e)
+}
+
+func (rp *replayer) close() {
+	for _, ch := range rp.workers {
+		close(ch)
+	}
+	rp.wg.Wait()
+}
+
+// advancePartition moves a partition's replication position forward.
+func (e *Engine) advancePartition(r *session.Record) {
 	if int(r.Partition) < len(e.parts) {
 		p := &e.parts[r.Partition]
 		if r.Epoch > p.epoch {

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -157,8 +160,10 @@ func (e *Engine) writeSnapshotFile(path string, kind snapshot.Kind, covered uint
 }
 
 // loadSnapshot reads and applies a snapshot file into the (empty) store.
-// The file's trailer hash is only known at the end, so a corrupt file may
-// leave partial state: the caller resets the store before trying another.
+// One goroutine reads, decrypts and hashes the file; GOMAXPROCS workers
+// decode entries and insert them (shards lock independently). The file's
+// trailer hash is only known at the end, so a corrupt file may leave partial
+// state: the caller resets the store before trying another.
 func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered uint64, err error) {
 	r, err := snapshot.Open(path, e.key)
 	if err != nil {
@@ -169,43 +174,112 @@ func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered ui
 	if int(h.Partitions) != e.node.Partitions {
 		return 0, 0, 0, fmt.Errorf("snapshot has %d partitions, data dir has %d", h.Partitions, e.node.Partitions)
 	}
+	if info, err := snapshot.Inspect(path); err == nil {
+		e.store.Reserve(int(info.Trailer.Counts[EntrySession]))
+	}
+
+	type batch struct {
+		typs []byte
+		offs []int
+		buf  []byte
+	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	work := make(chan *batch, workers*2)
+	free := make(chan *batch, workers*3)
+	for range workers * 3 {
+		free <- &batch{buf: make([]byte, 0, 256<<10)}
+	}
+	var (
+		wg        sync.WaitGroup
+		nSess     atomic.Int64
+		nTomb     atomic.Int64
+		failMu    sync.Mutex
+		workerErr error
+	)
+	fail := func(err error) {
+		failMu.Lock()
+		if workerErr == nil {
+			workerErr = err
+		}
+		failMu.Unlock()
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				for i, typ := range b.typs {
+					p := b.buf[b.offs[i]:b.offs[i+1]]
+					switch typ {
+					case EntrySession:
+						s, err := session.DecodeTrustedSessionBinary(p)
+						if err == nil {
+							err = e.store.LoadSession(s)
+						}
+						if err != nil {
+							fail(fmt.Errorf("session entry: %w", err))
+						}
+						nSess.Add(1)
+					case EntryTombstone:
+						t, err := session.DecodeTombstoneBinary(p)
+						if err == nil {
+							err = e.store.LoadTombstone(t)
+						}
+						if err != nil {
+							fail(fmt.Errorf("tombstone entry: %w", err))
+						}
+						nTomb.Add(1)
+					}
+				}
+				b.typs, b.offs, b.buf = b.typs[:0], b.offs[:0], b.buf[:0]
+				free <- b
+			}
+		}()
+	}
+	finish := func(err error) (int, int, uint64, error) {
+		close(work)
+		wg.Wait()
+		if err == nil {
+			err = workerErr
+		}
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		return int(nSess.Load()), int(nTomb.Load()), h.CoveredSeq, nil
+	}
+	cur := <-free
 	for {
 		typ, payload, err := r.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return sessions, tombstones, h.CoveredSeq, nil
+				if len(cur.typs) > 0 {
+					cur.offs = append(cur.offs, len(cur.buf))
+					work <- cur
+				}
+				return finish(nil)
 			}
-			return 0, 0, 0, err
+			return finish(err)
 		}
 		switch typ {
-		case EntrySession:
-			s, err := session.DecodeSessionBinary(payload)
-			if err != nil {
-				return 0, 0, 0, fmt.Errorf("session entry: %w", err)
+		case EntrySession, EntryTombstone:
+			cur.typs = append(cur.typs, typ)
+			cur.offs = append(cur.offs, len(cur.buf))
+			cur.buf = append(cur.buf, payload...)
+			if len(cur.buf) >= 192<<10 {
+				cur.offs = append(cur.offs, len(cur.buf))
+				work <- cur
+				cur = <-free
 			}
-			if err := e.store.LoadSession(s); err != nil {
-				return 0, 0, 0, err
-			}
-			sessions++
-		case EntryTombstone:
-			t, err := session.DecodeTombstoneBinary(payload)
-			if err != nil {
-				return 0, 0, 0, fmt.Errorf("tombstone entry: %w", err)
-			}
-			if err := e.store.LoadTombstone(t); err != nil {
-				return 0, 0, 0, err
-			}
-			tombstones++
 		case EntryPartition:
 			p, epoch, pseq, err := DecodePartitionEntry(payload)
 			if err != nil {
-				return 0, 0, 0, err
+				return finish(err)
 			}
 			if int(p) < len(e.parts) {
 				e.parts[p] = partState{epoch: epoch, pseq: pseq}
 			}
 		default:
-			return 0, 0, 0, fmt.Errorf("unknown snapshot entry type %d", typ)
+			return finish(fmt.Errorf("unknown snapshot entry type %d", typ))
 		}
 	}
 }

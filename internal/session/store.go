@@ -770,3 +770,43 @@ func (st *Store) Stats() Stats {
 	}
 	return s
 }
+
+// Reserve sizes the primary indexes for about n sessions in total, so bulk
+// loads (recovery, replica sync) do not rehash them over and over.
+func (s *Store) Reserve(n int) {
+	per := n/len(s.shards) + 1
+	size := minTableSize
+	for size*3 < per*4 {
+		size *= 2
+	}
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		if len(sh.byID.slots) < size {
+			sh.byID.resize(size, sh.idHashOf)
+			sh.byTok.resize(size, sh.tokHashOf)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// ShardOf returns the shard index of a session ID (the store's routing, for
+// callers that parallelize work per shard, such as WAL replay).
+func (s *Store) ShardOf(id ID) int { return int(id[8]) & (len(s.shards) - 1) }
+
+// RecordID returns the session a record is about (zero for partition-wide
+// records: PARTITION_DROP and RESET).
+func (r *Record) RecordID() ID {
+	switch r.Type {
+	case RecordPut:
+		if r.Session != nil {
+			return r.Session.ID
+		}
+	case RecordTouch:
+		return r.Touch.ID
+	case RecordRevoke:
+		return r.Tombstone.ID
+	case RecordExpire:
+		return r.ID
+	}
+	return ID{}
+}
