@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/yndnr/tokmesh-go/internal/logging"
 	"os"
 	"os/signal"
 	"syscall"
@@ -94,7 +96,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 				return exitCode(exitConfig)
 			}
 			logLevel.Set(cfg.Telemetry.Logging.SlogLevel())
-			logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel}))
+			logger := logging.New(stdout, logLevel)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if code := runNode(ctx, cfg, info, logger); code != exitOK {

@@ -179,10 +179,11 @@ func All() []Entry {
 // Error is a catalogue error at a protocol boundary.
 type Error struct {
 	Code       Code
-	Message    string         // "" = the catalogue message
-	Details    map[string]any // envelope details — never secrets
-	RetryAfter int            // seconds; > 0 adds Retry-After
-	Err        error          // the internal cause (never rendered)
+	Message    string            // "" = the catalogue message
+	Details    map[string]any    // envelope details — never secrets
+	RetryAfter int               // seconds; > 0 adds Retry-After
+	Headers    map[string]string // extra response headers (e.g. X-Server-Time)
+	Err        error             // the internal cause (never rendered)
 }
 
 // New returns an *Error with the catalogue message.

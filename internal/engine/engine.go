@@ -689,3 +689,10 @@ func (e *Engine) Close() error {
 	})
 	return e.closeErr
 }
+
+// MasterKey returns the loaded master key (for the control store and
+// backups, which derive their own per-file keys from it).
+func (e *Engine) MasterKey() *crypt.MasterKey { return e.key }
+
+// Cipher returns the cipher used for new files.
+func (e *Engine) Cipher() crypt.CipherID { return e.ciph }

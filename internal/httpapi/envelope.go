@@ -79,6 +79,9 @@ type errorEnvelope struct {
 func writeError(w http.ResponseWriter, rid string, e *apierr.Error) {
 	status := e.Code.Status()
 	h := w.Header()
+	for k, v := range e.Headers {
+		h.Set(k, v)
+	}
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", "Bearer")
 	}

@@ -38,6 +38,10 @@ type Server struct {
 	servers  []*http.Server
 	addrs    map[string]net.Addr
 	tcpGuard httpapi.Guard
+	lazy     *lazyGuard
+	swaps    []func() // rebuild early listeners' handlers once keys are loaded
+	sec      *security
+	started  time.Time
 	closed   bool
 }
 
@@ -45,8 +49,7 @@ type Server struct {
 type Options struct {
 	Logger *slog.Logger
 	Getenv func(string) string // nil = os.Getenv
-	// TCPGuard authenticates callers on the TCP listeners. nil refuses every
-	// authenticated route with TM-AUTH-4010 (the API-key pipeline plugs in here).
+	// TCPGuard replaces the API-key pipeline on the TCP listeners (tests).
 	TCPGuard httpapi.Guard
 }
 
@@ -55,7 +58,11 @@ func New(cfg *config.Config, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: o.Logger, getenv: o.Getenv, fatalCh: make(chan error, 1), addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard}
+	s := &Server{cfg: cfg, log: o.Logger, getenv: o.Getenv, fatalCh: make(chan error, 1), addrs: map[string]net.Addr{},
+		tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now()}
+	if s.tcpGuard == nil {
+		s.tcpGuard = s.lazy
+	}
 	s.state.Store("recovering")
 	return s
 }
@@ -126,7 +133,23 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Close()
 		return err
 	}
+	sec, err := s.openSecurity(eng)
+	if err != nil {
+		eng.Close()
+		s.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.sec = sec
+	s.mu.Unlock()
+	s.lazy.g.Store(sec.tcp)
 	s.eng.Store(eng)
+	s.mu.Lock()
+	swaps := s.swaps
+	s.mu.Unlock()
+	for _, f := range swaps {
+		f()
+	}
 	if s.cfg.Server.Local.Enabled {
 		if err := s.listenLocal(s.cfg.SocketPath()); err != nil {
 			s.Close()
@@ -154,22 +177,45 @@ func (s *Server) listenerSummary() map[string]string {
 	return m
 }
 
-func (s *Server) handler(guard httpapi.Guard) http.Handler {
-	return httpapi.New(httpapi.Config{
+func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
+	hc := httpapi.Config{
 		Engine:      engineRef{s},
 		Guard:       guard,
 		Ready:       s.readiness,
 		Logger:      s.log.With("component", "httpapi"),
 		MaxBodySize: s.cfg.Server.Limits.MaxBodySize.Bytes(),
-	})
+		Local:       local,
+	}
+	s.mu.Lock()
+	sec := s.sec
+	s.mu.Unlock()
+	if sec != nil {
+		hc.Audit = sec.audit
+		hc.Admin = &httpapi.Admin{Keys: sec.keys, Engine: s.Engine, Config: func() *config.Config { return s.cfg },
+			NodeID: s.Engine().Node().NodeID, StartedAt: s.started}
+	}
+	return httpapi.New(hc)
 }
+
+// swapHandler lets a listener open before recovery (answering /health and
+// /ready) and switch to the full route set (admin API) once keys are loaded.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (sw *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*sw.h.Load()).ServeHTTP(w, r) }
+
+func (sw *swapHandler) set(h http.Handler) { sw.h.Store(&h) }
 
 func (s *Server) listenHTTP(name, addr string, guard httpapi.Guard) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s listener %s: %w", name, addr, err)
 	}
-	s.serve(name, l, s.handler(guard))
+	sw := &swapHandler{}
+	sw.set(s.handler(guard, false))
+	s.mu.Lock()
+	s.swaps = append(s.swaps, func() { sw.set(s.handler(guard, false)) })
+	s.mu.Unlock()
+	s.serve(name, l, sw)
 	return nil
 }
 
@@ -178,7 +224,7 @@ func (s *Server) listenLocal(path string) error {
 	if err != nil {
 		return fmt.Errorf("local admin socket %s: %w", path, err)
 	}
-	s.serve("local", l, s.handler(localGuard{}))
+	s.serve("local", l, s.handler(localGuard{replay: s.sec.replay}, true))
 	return nil
 }
 
@@ -271,12 +317,22 @@ func (s *Server) Close() error {
 	for _, hs := range servers {
 		hs.Close()
 	}
-	if eng := s.eng.Swap(nil); eng != nil {
-		if err := eng.Close(); err != nil {
-			return fmt.Errorf("close engine: %w", err)
+	var errs []error
+	s.mu.Lock()
+	sec := s.sec
+	s.sec = nil
+	s.mu.Unlock()
+	if sec != nil {
+		if err := sec.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close key store/audit: %w", err))
 		}
 	}
-	return nil
+	if eng := s.eng.Swap(nil); eng != nil {
+		if err := eng.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close engine: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ExitCode maps a Start error to the process exit code (08-config §2).
@@ -287,14 +343,6 @@ func ExitCode(err error) int {
 	}
 	return engine.ExitRuntime
 }
-
-// localGuard admits every caller of the admin socket as LOCAL_ADMIN.
-type localGuard struct{}
-
-func (localGuard) Check(r *http.Request, rt *httpapi.Route, own bool) (httpapi.Caller, *apierr.Error) {
-	return httpapi.Caller{KeyID: "LOCAL_ADMIN", Role: "admin", UserAgent: r.UserAgent()}, nil
-}
-func (localGuard) TokenFailure(netip.Addr) {}
 
 // engineRef lets the HTTP handlers exist before recovery finished; the
 // readiness gate keeps business routes away until the engine is set.

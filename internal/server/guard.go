@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/audit"
+	"github.com/yndnr/tokmesh-go/internal/auth"
+	"github.com/yndnr/tokmesh-go/internal/httpapi"
+)
+
+// tcpGuard is the request pipeline of 04-security §3 for the TCP listeners:
+// client IP → brute-force block → global allowlist → credential → auth cache
+// / Argon2 → disabled/expired → per-key allowlist → rate limit → role →
+// anti-replay. The body has not been read when it runs.
+type tcpGuard struct {
+	authn   *auth.Authenticator
+	brute   *auth.BruteForceGuard
+	replay  *auth.AntiReplay
+	trusted []netip.Prefix
+	audit   *audit.Log
+	log     *slog.Logger
+	timeout time.Duration // how long a request may wait for an Argon2 slot
+}
+
+var capOf = map[httpapi.Capability]auth.Capability{
+	httpapi.CapValidate:    auth.CapValidate,
+	httpapi.CapReadSession: auth.CapReadSession,
+	httpapi.CapTouch:       auth.CapTouch,
+	httpapi.CapWrite:       auth.CapWrite,
+	httpapi.CapRevokeUser:  auth.CapRevokeUser,
+	httpapi.CapRouting:     auth.CapRouting,
+	httpapi.CapMetrics:     auth.CapMetrics,
+	httpapi.CapAdmin:       auth.CapAdmin,
+}
+
+func peerAddr(r *http.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}
+
+func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (httpapi.Caller, *apierr.Error) {
+	peer := peerAddr(r)
+	ip := auth.ClientIP(peer, r.Header, g.trusted)
+	if blocked, left := g.brute.Blocked(ip); blocked {
+		return httpapi.Caller{}, &apierr.Error{Code: apierr.AuthIPBlocked, RetryAfter: ceilSeconds(left)}
+	}
+	cred, _ := auth.CredentialFromHeader(r.Header)
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	p, err := g.authn.Authenticate(ctx, cred, ip)
+	cancel()
+	if err != nil {
+		return httpapi.Caller{}, g.authError(r, peer, ip, err)
+	}
+	want := capOf[rt.Cap]
+	if rt.Cap == httpapi.CapList {
+		want = auth.CapListAny
+		if listOwn {
+			want = auth.CapListOwnUser
+		}
+	}
+	if !p.Can(want) {
+		return httpapi.Caller{}, apierr.New(apierr.AuthForbidden)
+	}
+	if rt.Write {
+		if aerr := replayError(g.replay.Check(r.Header.Get("X-Timestamp"), r.Header.Get("X-Nonce"), g.replay.Required())); aerr != nil {
+			return httpapi.Caller{}, aerr
+		}
+	}
+	return httpapi.Caller{KeyID: p.KeyID, Role: string(p.Role), ClientIP: ip, UserAgent: r.UserAgent()}, nil
+}
+
+// replayError maps anti-replay failures (04-security §5).
+func replayError(err error) *apierr.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, auth.ErrTimestamp):
+		return &apierr.Error{Code: apierr.AuthTimestamp, Headers: map[string]string{"X-Server-Time": strconv.FormatInt(time.Now().UnixMilli(), 10)}}
+	case errors.Is(err, auth.ErrNonceReused):
+		return apierr.New(apierr.AuthNonceReused)
+	case errors.Is(err, auth.ErrNonceCacheFull):
+		return &apierr.Error{Code: apierr.SysRateLimited, RetryAfter: 1, Message: "nonce cache full"}
+	default:
+		return apierr.New(apierr.AuthReplayHeaders)
+	}
+}
+
+func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr, err error) *apierr.Error {
+	var af *auth.AuthFailure
+	var rl *auth.RateLimitError
+	switch {
+	case errors.Is(err, auth.ErrIPNotAllowed):
+		return apierr.New(apierr.AuthIPNotAllowed)
+	case errors.Is(err, auth.ErrNoCredential):
+		return apierr.New(apierr.AuthNoCredential)
+	case errors.As(err, &af):
+		g.auditFailure(r, peer, ip, af)
+		if af.BruteForce && g.brute.AuthFailure(ip) {
+			g.auditBlock(r, ip, "auth_failures")
+		}
+		if af.Reason == auth.ReasonDisabled {
+			return apierr.New(apierr.AuthKeyDisabled)
+		}
+		return apierr.New(apierr.AuthBadCredential)
+	case errors.Is(err, auth.ErrBadCredential):
+		return apierr.New(apierr.AuthBadCredential)
+	case errors.As(err, &rl):
+		return &apierr.Error{Code: apierr.SysRateLimited, RetryAfter: ceilSeconds(rl.RetryAfter)}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &apierr.Error{Code: apierr.SysNotReady, Message: "authentication is overloaded, retry", RetryAfter: 1}
+	}
+	return &apierr.Error{Code: apierr.SysInternal, Err: err}
+}
+
+func (g *tcpGuard) auditFailure(r *http.Request, peer netip.AddrPort, ip netip.Addr, af *auth.AuthFailure) {
+	if g.audit == nil {
+		return
+	}
+	g.audit.Record(audit.Record{RequestID: r.Header.Get("X-Request-ID"), Actor: af.KeyID, Action: "auth.failure",
+		Resource: af.KeyID, Result: audit.ResultFailure, Code: string(codeForReason(af.Reason)),
+		TCPRemoteIP: peer.Addr().String(), ClientIP: ip.String(), UserAgent: r.UserAgent(),
+		Details: map[string]any{"reason": af.Reason}})
+}
+
+func codeForReason(reason string) apierr.Code {
+	if reason == auth.ReasonDisabled {
+		return apierr.AuthKeyDisabled
+	}
+	return apierr.AuthBadCredential
+}
+
+func (g *tcpGuard) auditBlock(r *http.Request, ip netip.Addr, reason string) {
+	g.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
+	if g.audit == nil {
+		return
+	}
+	g.audit.Record(audit.Record{Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
+		ClientIP: ip.String(), Details: map[string]any{"reason": reason}})
+}
+
+// TokenFailure counts a malformed or unknown token against the caller's IP.
+func (g *tcpGuard) TokenFailure(ip netip.Addr) {
+	if g.brute.TokenFailure(ip) {
+		g.auditBlock(nil, ip, "token_failures")
+	}
+}
+
+func ceilSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
