@@ -201,7 +201,9 @@ func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
 // /ready) and switch to the full route set (admin API) once keys are loaded.
 type swapHandler struct{ h atomic.Pointer[http.Handler] }
 
-func (sw *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*sw.h.Load()).ServeHTTP(w, r) }
+func (sw *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*sw.h.Load()).ServeHTTP(w, r)
+}
 
 func (sw *swapHandler) set(h http.Handler) { sw.h.Store(&h) }
 
