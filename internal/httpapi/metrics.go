@@ -1,4 +1,97 @@
 package httpapi
 
-// registerMetrics registers GET /metrics when a metrics handler is configured.
-func (h *Handler) registerMetrics() {}
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// unmatchedRoute is the route label of requests no route matched (404/405),
+// so arbitrary paths never become series.
+const unmatchedRoute = "unmatched"
+
+// registerMetrics registers GET /metrics when a metrics handler is
+// configured; without one the path is unknown (404 TM-SYS-4040, as for
+// telemetry.metrics.enabled: false). With MetricsAuth the Guard requires
+// the metrics or admin role and its failures are JSON envelopes; without
+// it the route is public. Query strings are ignored.
+func (h *Handler) registerMetrics() {
+	if h.cfg.Metrics == nil {
+		return
+	}
+	cp := CapPublic
+	if h.cfg.MetricsAuth {
+		cp = CapMetrics
+	}
+	h.Handle(Route{Name: "metrics", Method: "GET", Template: "/metrics", Cap: cp}, h.serveMetrics)
+}
+
+func (h *Handler) serveMetrics(w http.ResponseWriter, rq *request) {
+	h.cfg.Metrics.ServeHTTP(w, rq.Request)
+}
+
+// observeUnmatched reports the 404/405 handlers to OnRequest under the
+// route "unmatched".
+func (h *Handler) observeUnmatched(fn http.HandlerFunc) http.Handler {
+	if h.cfg.OnRequest == nil {
+		return fn
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		fn(sw, r)
+		h.cfg.OnRequest(unmatchedRoute, r.Method, sw.statusCode(), time.Since(start).Seconds())
+	})
+}
+
+// statusWriter records the response status for OnRequest. Unwrap keeps
+// http.ResponseController (Flush, Hijack, deadlines) working through it;
+// Flush and ReadFrom are forwarded so plain type assertions and sendfile
+// keep working too.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 && code >= 200 { // 1xx are interim responses
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// ReadFrom lets io.Copy use the underlying writer's ReaderFrom (sendfile).
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return io.Copy(s.ResponseWriter, r)
+}
+
+// Flush implements http.Flusher for callers that type-assert instead of
+// using http.ResponseController.
+func (s *statusWriter) Flush() {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// Unwrap returns the wrapped writer (http.ResponseController).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// statusCode is the status sent, 200 when the handler wrote nothing (what
+// net/http sends then).
+func (s *statusWriter) statusCode() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}

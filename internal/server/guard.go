@@ -13,6 +13,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/audit"
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/httpapi"
+	"github.com/yndnr/tokmesh-go/internal/metrics"
 )
 
 // tcpGuard is the request pipeline of 04-security §3 for the TCP listeners:
@@ -27,6 +28,7 @@ type tcpGuard struct {
 	audit   *audit.Log
 	log     *slog.Logger
 	timeout time.Duration // how long a request may wait for an Argon2 slot
+	m       *metrics.Metrics
 }
 
 var capOf = map[httpapi.Capability]auth.Capability{
@@ -69,10 +71,12 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (http
 		}
 	}
 	if !p.Can(want) {
+		g.m.AuthFailure("role")
 		return httpapi.Caller{}, apierr.New(apierr.AuthForbidden)
 	}
 	if rt.Write {
 		if aerr := replayError(g.replay.Check(r.Header.Get("X-Timestamp"), r.Header.Get("X-Nonce"), g.replay.Required())); aerr != nil {
+			g.m.AntiReplayRejection(replayReason(aerr.Code))
 			return httpapi.Caller{}, aerr
 		}
 	}
@@ -100,10 +104,13 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 	var rl *auth.RateLimitError
 	switch {
 	case errors.Is(err, auth.ErrIPNotAllowed):
+		g.m.AuthFailure("ip_denied")
 		return apierr.New(apierr.AuthIPNotAllowed)
 	case errors.Is(err, auth.ErrNoCredential):
+		g.m.AuthFailure("missing")
 		return apierr.New(apierr.AuthNoCredential)
 	case errors.As(err, &af):
+		g.m.AuthFailure(af.Reason)
 		g.auditFailure(r, peer, ip, af)
 		if af.BruteForce && g.brute.AuthFailure(ip) {
 			g.auditBlock(r, ip, "auth_failures")
@@ -113,8 +120,10 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 		}
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.Is(err, auth.ErrBadCredential):
+		g.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
+		g.m.RateLimitRejection()
 		return &apierr.Error{Code: apierr.SysRateLimited, RetryAfter: ceilSeconds(rl.RetryAfter)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &apierr.Error{Code: apierr.SysNotReady, Message: "authentication is overloaded, retry", RetryAfter: 1}
@@ -140,6 +149,7 @@ func codeForReason(reason string) apierr.Code {
 }
 
 func (g *tcpGuard) auditBlock(r *http.Request, ip netip.Addr, reason string) {
+	g.m.BruteForceBlock()
 	g.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
 	if g.audit == nil {
 		return
@@ -153,6 +163,18 @@ func (g *tcpGuard) TokenFailure(ip netip.Addr) {
 	if g.brute.TokenFailure(ip) {
 		g.auditBlock(nil, ip, "token_failures")
 	}
+}
+
+func replayReason(c apierr.Code) string {
+	switch c {
+	case apierr.AuthTimestamp:
+		return "timestamp"
+	case apierr.AuthNonceReused:
+		return "replay"
+	case apierr.SysRateLimited:
+		return "full"
+	}
+	return "missing"
 }
 
 func ceilSeconds(d time.Duration) int {

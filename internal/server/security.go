@@ -87,7 +87,8 @@ func (s *Server) openSecurity(eng *engine.Engine) (*security, error) {
 	sec := &security{store: store, authn: authn, keys: auth.NewManager(ac, store, authn),
 		brute: auth.NewBruteForceGuard(ac), replay: auth.NewAntiReplay(ac), audit: al}
 	sec.tcp = &tcpGuard{authn: authn, brute: sec.brute, replay: sec.replay, trusted: ac.TrustedProxies,
-		audit: al, log: s.log.With("component", "auth"), timeout: s.cfg.Server.Timeouts.ReadHeader}
+		audit: al, log: s.log.With("component", "auth"), timeout: s.cfg.Server.Timeouts.ReadHeader, m: s.metrics}
+	s.metrics.SetAuthCacheSource(func() (uint64, uint64) { st := authn.Stats(); return st.CacheHits, st.CacheMisses })
 	return sec, nil
 }
 

@@ -12,15 +12,18 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/buildinfo"
 	"github.com/yndnr/tokmesh-go/internal/config"
 	"github.com/yndnr/tokmesh-go/internal/engine"
 	"github.com/yndnr/tokmesh-go/internal/httpapi"
 	"github.com/yndnr/tokmesh-go/internal/localadmin"
+	"github.com/yndnr/tokmesh-go/internal/metrics"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/wal"
 )
@@ -42,6 +45,7 @@ type Server struct {
 	swaps    []func() // rebuild early listeners' handlers once keys are loaded
 	sec      *security
 	started  time.Time
+	metrics  *metrics.Metrics
 	closed   bool
 }
 
@@ -62,6 +66,28 @@ func New(cfg *config.Config, o Options) *Server {
 		tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now()}
 	if s.tcpGuard == nil {
 		s.tcpGuard = s.lazy
+	}
+	if cfg.Telemetry.Metrics.Enabled {
+		s.metrics = metrics.New(metrics.Options{Version: buildinfo.Version, Commit: buildinfo.Commit, GoVersion: runtime.Version()})
+		s.metrics.SetSessionSource(func() (int, int) {
+			if e := s.Engine(); e != nil {
+				st := e.Store().Stats()
+				return st.Live, st.Tombstones
+			}
+			return 0, 0
+		})
+		s.metrics.SetWALSource(func() metrics.WALStats {
+			e := s.Engine()
+			if e == nil {
+				return metrics.WALStats{}
+			}
+			ws := e.WALStats()
+			var failures uint64
+			if e.Fatal() != nil {
+				failures = 1
+			}
+			return metrics.WALStats{BytesWritten: uint64(ws.BytesWritten), Segments: uint64(ws.Segments), LastSeq: ws.LastSeq, FsyncFailures: failures}
+		})
 	}
 	s.state.Store("recovering")
 	return s
@@ -159,7 +185,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn("server.local.enabled is false: the local admin socket (bootstrap and recovery path) is off")
 	}
 	s.state.Store("ok")
+	s.metrics.SetReady(true)
 	ri := eng.Recovery()
+	s.metrics.SetRecoveryDuration(ri.Duration)
 	s.log.Info("node ready", "node_id", eng.Node().NodeID, "data_dir", s.cfg.Storage.DataDir,
 		"partitions", eng.Partitions(), "sync_mode", s.cfg.Storage.WAL.SyncMode, "recovery_ms", ri.Duration.Milliseconds(),
 		"wal_records_replayed", ri.WALRecords, "snapshot", ri.Snapshot, "live_sessions", eng.Store().Stats().Live,
@@ -185,6 +213,13 @@ func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
 		Logger:      s.log.With("component", "httpapi"),
 		MaxBodySize: s.cfg.Server.Limits.MaxBodySize.Bytes(),
 		Local:       local,
+	}
+	if s.metrics != nil {
+		hc.Metrics = s.metrics.Handler()
+		hc.MetricsAuth = s.cfg.Telemetry.Metrics.AuthEnabled
+		if !local {
+			hc.OnRequest = s.metrics.ObserveHTTPSeconds
+		}
 	}
 	s.mu.Lock()
 	sec := s.sec
@@ -285,6 +320,7 @@ func (s *Server) Fatal() <-chan error { return s.fatalCh }
 func (s *Server) Shutdown(ctx context.Context) error {
 	if st, _ := s.state.Load().(string); st == "ok" {
 		s.state.Store("draining")
+		s.metrics.SetReady(false)
 		select {
 		case <-time.After(s.cfg.Server.Shutdown.GracePeriod):
 		case <-ctx.Done():
