@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -156,8 +157,8 @@ func New(cfg Config) *Handler {
 	if cfg.Extra != nil {
 		cfg.Extra(r, h)
 	}
-	r.NotFoundHandler = http.HandlerFunc(h.notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(h.methodNotAllowed)
+	r.NotFoundHandler = h.observeUnmatched(h.notFound)
+	r.MethodNotAllowedHandler = h.observeUnmatched(h.methodNotAllowed)
 	return h
 }
 
@@ -181,6 +182,13 @@ func (h *Handler) Handle(rt Route, fn handlerFunc) {
 	h.routes = append(h.routes, rt)
 	h.router.Handle(rt.Template, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{Request: r, id: requestID(r), route: &rt}
+		if h.cfg.OnRequest != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			start := time.Now()
+			// Deferred before recoverPanic so it runs after it and sees the 500.
+			defer func() { h.cfg.OnRequest(rt.Template, rt.Method, sw.statusCode(), time.Since(start).Seconds()) }()
+		}
 		w.Header().Set("X-Request-ID", rq.id)
 		w.Header().Set("Cache-Control", "no-store")
 		defer h.recoverPanic(w, rq)
