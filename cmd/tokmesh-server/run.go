@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/config"
@@ -22,13 +25,26 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 		return server.ExitCode(err)
 	}
 	code := 0
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "grace_period", cfg.Server.Shutdown.GracePeriod.String())
-	case err := <-srv.Fatal():
-		logger.Error("storage failure, stopping", "error", err.Error())
-		srv.Close()
-		return 1
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "grace_period", cfg.Server.Shutdown.GracePeriod.String())
+			break wait
+		case <-hup:
+			if err := srv.ReloadTLS(); err != nil {
+				logger.Error("SIGHUP: TLS reload failed, keeping the old certificate", "error", err.Error())
+			} else {
+				logger.Info("SIGHUP: TLS material reloaded")
+			}
+		case err := <-srv.Fatal():
+			logger.Error("storage failure, stopping", "error", err.Error())
+			srv.Close()
+			return 1
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Shutdown.Timeout)
 	defer cancel()

@@ -25,6 +25,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/localadmin"
 	"github.com/yndnr/tokmesh-go/internal/metrics"
 	"github.com/yndnr/tokmesh-go/internal/session"
+	"github.com/yndnr/tokmesh-go/internal/tlsutil"
 	"github.com/yndnr/tokmesh-go/internal/wal"
 )
 
@@ -46,7 +47,10 @@ type Server struct {
 	sec      *security
 	started  time.Time
 	metrics  *metrics.Metrics
-	closed   bool
+	// tlsReloader serves the HTTPS certificates; stopTLS stops its watcher.
+	tlsReloader *tlsutil.Reloader
+	stopTLS     func()
+	closed      bool
 }
 
 // Options are the non-config inputs of a node.
@@ -175,6 +179,12 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, f := range swaps {
 		f()
+	}
+	if s.cfg.Server.HTTPSActive() {
+		if err := s.startHTTPS(ctx); err != nil {
+			s.Close()
+			return err
+		}
 	}
 	if s.cfg.Server.Local.Enabled {
 		if err := s.listenLocal(s.cfg.SocketPath()); err != nil {
@@ -351,7 +361,11 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	servers := s.servers
+	stopTLS := s.stopTLS
 	s.mu.Unlock()
+	if stopTLS != nil {
+		stopTLS()
+	}
 	for _, hs := range servers {
 		hs.Close()
 	}

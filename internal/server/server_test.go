@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yndnr/tokmesh-go/internal/config"
+)
+
+func testEnv(k string) string {
+	if k == "TOKMESH_ENCRYPTION_KEY" {
+		return strings.Repeat("5a", 32)
+	}
+	return ""
+}
+
+func baseConfig(t *testing.T) *config.Config {
+	t.Helper()
+	c := config.Default()
+	c.Storage.DataDir = t.TempDir()
+	c.Server.HTTP.Address = "127.0.0.1:0"
+	c.Server.HTTPS.Address = "127.0.0.1:0"
+	c.Server.RESP.Enabled = false
+	c.Server.RESPTLS.Enabled = false
+	c.Server.Shutdown.GracePeriod = 300 * time.Millisecond
+	c.Server.Local.SocketPath = filepath.Join(t.TempDir(), "a.sock")
+	return c
+}
+
+func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+func TestServer_HTTPSServesTheSameRoutesAndDrainsOnShutdown(t *testing.T) {
+	c := baseConfig(t)
+	c.Server.TLS.CertFile, c.Server.TLS.KeyFile = writeCert(t, t.TempDir(), "tokmesh-test")
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+	resp, err := client.Get("https://" + srv.Addr("https").String() + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("https /health: %d over HTTP/%d", resp.StatusCode, resp.ProtoMajor)
+	}
+	// Without a key, business routes answer 401 on both TCP listeners.
+	for _, base := range []string{"http://" + srv.Addr("http").String(), "https://" + srv.Addr("https").String()} {
+		resp, err := client.Post(base+"/tokens/validate", "application/json", strings.NewReader(`{"token":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Fatalf("%s: %d", base, resp.StatusCode)
+		}
+	}
+	// Shutdown: /ready turns 503 (shutdown: draining) during the grace period.
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	resp, err = http.Get("http://" + srv.Addr("http").String() + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Code    string         `json:"code"`
+		Details map[string]any `json:"details"`
+	}
+	json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || env.Code != "TM-SYS-5030" || !strings.Contains(toJSON(env.Details), `"shutdown":"draining"`) {
+		t.Fatalf("ready while draining: %d %+v", resp.StatusCode, env)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestServer_SecondNodeOnSameDataDirFails(t *testing.T) {
+	c := baseConfig(t)
+	a := New(c, Options{Getenv: testEnv})
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c2 := *c
+	c2.Server.Local.SocketPath = c.Server.Local.SocketPath // same socket: must not be removed
+	b := New(&c2, Options{Getenv: testEnv})
+	if err := b.Start(context.Background()); err == nil {
+		b.Close()
+		t.Fatal("second node started on a locked data dir")
+	}
+	if _, err := os.Stat(c.Server.Local.SocketPath); err != nil {
+		t.Fatalf("the first node's admin socket was removed: %v", err)
+	}
+}
+
+func TestServer_BrokenCertificateRefusesToStart(t *testing.T) {
+	c := baseConfig(t)
+	dir := t.TempDir()
+	c.Server.TLS.CertFile, c.Server.TLS.KeyFile = writeCert(t, dir, "a")
+	os.WriteFile(c.Server.TLS.KeyFile, []byte("not a key"), 0o600)
+	srv := New(c, Options{Getenv: testEnv})
+	err := srv.Start(context.Background())
+	if err == nil {
+		srv.Close()
+		t.Fatal("started with a broken key")
+	}
+	if ExitCode(err) != 78 {
+		t.Fatalf("exit code %d for %v", ExitCode(err), err)
+	}
+}
