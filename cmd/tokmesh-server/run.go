@@ -19,7 +19,7 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 	for _, w := range info.Warnings {
 		logger.Warn(w)
 	}
-	srv := server.New(cfg, server.Options{Logger: logger})
+	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File})
 	if err := srv.Start(ctx); err != nil {
 		logger.Error("node failed to start", "error", err.Error())
 		return server.ExitCode(err)

@@ -37,6 +37,8 @@ func EntryName(t byte) string {
 		return "tombstone"
 	case EntryPartition:
 		return "partition"
+	case EntryAPIKeys:
+		return "api_keys"
 	}
 	return fmt.Sprintf("entry(%d)", t)
 }

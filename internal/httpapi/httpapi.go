@@ -97,6 +97,10 @@ type Config struct {
 	Logger      *slog.Logger
 	MaxBodySize int64 // server.limits.max_body_size (64 KiB)
 	OnRequest   func(route, method string, status int, seconds float64)
+	Backups     *Backups // backup and restore routes, registered with Admin (nil: none)
+	// Business admits one business request (after authentication) and
+	// returns its exit; ok=false means maintenance (TM-ADMIN-5031).
+	Business func() (exit func(), ok bool)
 	// Admin wires the admin API under /admin/v1 (nil: no admin routes).
 	Admin *Admin
 	// Audit receives audit records (nil: none are written).
@@ -140,6 +144,7 @@ func New(cfg Config) *Handler {
 
 	h.Handle(Route{Name: "health", Method: "GET", Template: "/health", Cap: CapPublic}, h.health)
 	h.Handle(Route{Name: "ready", Method: "GET", Template: "/ready", Cap: CapPublic}, h.ready)
+	h.Handle(Route{Name: "openapi", Method: "GET", Template: "/openapi.json", Cap: CapPublic}, h.openAPI)
 	h.Handle(Route{Name: "session.create", Method: "POST", Template: "/sessions", Cap: CapWrite, Write: true}, h.createSession)
 	h.Handle(Route{Name: "session.list", Method: "GET", Template: "/sessions", Cap: CapList}, h.listSessions)
 	h.Handle(Route{Name: "session.get", Method: "GET", Template: "/sessions/{session_id}", Cap: CapReadSession}, h.getSession)
@@ -194,7 +199,11 @@ func (h *Handler) Handle(rt Route, fn handlerFunc) {
 		defer h.recoverPanic(w, rq)
 		if rt.Cap != CapPublic {
 			if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {
-				writeError(w, rq.id, apierr.New(code).WithDetail("checks", checks))
+				e := apierr.New(code).WithDetail("checks", checks)
+				if code == apierr.AdminMaintenance {
+					e.RetryAfter = 5
+				}
+				writeError(w, rq.id, e)
 				return
 			}
 			listOwn := rt.Name == "session.list" && r.URL.Query().Get("user_id") != ""
@@ -208,6 +217,16 @@ func (h *Handler) Handle(rt Route, fn handlerFunc) {
 				return
 			}
 			rq.caller = c
+			// Business requests are counted in, so a restore can wait for
+			// the ones already past the gate before it replaces the store.
+			if isBusiness(rt.Cap) && h.cfg.Business != nil {
+				exit, ok := h.cfg.Business()
+				if !ok {
+					writeError(w, rq.id, &apierr.Error{Code: apierr.AdminMaintenance, RetryAfter: 5})
+					return
+				}
+				defer exit()
+			}
 		}
 		limit := rt.MaxBody
 		if limit == 0 {

@@ -49,17 +49,18 @@ func appendSessionData(s *session.Session) []byte {
 }
 
 func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
-	body, aerr := readBody(rq)
-	if aerr != nil {
-		h.fail(w, rq, aerr)
-		return
-	}
 	var (
 		req              session.CreateRequest
 		token            string
 		tokenSet, ttlSet bool
 		idleSet          bool
 	)
+	body, aerr := readBody(rq)
+	if aerr != nil {
+		h.auditSessionCreate(rq, &req, nil, aerr)
+		h.fail(w, rq, aerr)
+		return
+	}
 	if aerr := decodeStrict(body,
 		field{name: "user_id", dst: &req.UserID, required: true},
 		field{name: "device_id", dst: &req.DeviceID},
@@ -68,20 +69,28 @@ func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
 		field{name: "token", dst: &token, set: &tokenSet},
 		field{name: "idle_timeout_seconds", dst: &req.IdleTimeoutSeconds, set: &idleSet},
 	); aerr != nil {
+		req.TTLSet = ttlSet
+		h.auditSessionCreate(rq, &req, nil, aerr)
 		h.fail(w, rq, aerr)
 		return
 	}
+	req.TTLSet = ttlSet
 	if tokenSet && !session.ValidToken(token) {
-		h.fail(w, rq, apierr.New(apierr.TokenMalformed).WithDetail("field", "token"))
+		aerr := apierr.New(apierr.TokenMalformed).WithDetail("field", "token")
+		h.auditSessionCreate(rq, &req, nil, aerr)
+		h.fail(w, rq, aerr)
 		return
 	}
-	req.Token, req.TTLSet, req.IdleSet = token, ttlSet, idleSet
+	req.Token, req.IdleSet = token, idleSet
 	req.IP, req.UserAgent, req.CreatedBy = rq.caller.ClientIP, rq.caller.UserAgent, rq.caller.KeyID
 	res, err := h.cfg.Engine.Create(req)
 	if err != nil {
-		h.fail(w, rq, engineError(err))
+		aerr := engineError(err)
+		h.auditSessionCreate(rq, &req, nil, aerr)
+		h.fail(w, rq, aerr)
 		return
 	}
+	h.auditSessionCreate(rq, &req, &res, nil)
 	b := make([]byte, 0, 160)
 	b = append(b, `{"session_id":"`...)
 	b = append(b, res.Session.ID.String()...)
@@ -168,6 +177,7 @@ func (h *Handler) renewSession(w http.ResponseWriter, rq *request) {
 
 func (h *Handler) revokeSession(w http.ResponseWriter, rq *request) {
 	if aerr := emptyBody(rq); aerr != nil {
+		h.auditSessionRevoke(rq, "", false, aerr)
 		h.fail(w, rq, aerr)
 		return
 	}
@@ -178,12 +188,16 @@ func (h *Handler) revokeSession(w http.ResponseWriter, rq *request) {
 		var err error
 		revoked, err = h.cfg.Engine.Revoke(id)
 		if err != nil {
-			h.fail(w, rq, engineError(err))
+			aerr := engineError(err)
+			h.auditSessionRevoke(rq, id.String(), false, aerr)
+			h.fail(w, rq, aerr)
 			return
 		}
 		raw = id.String()
+		h.auditSessionRevoke(rq, raw, revoked, nil)
 	} else {
 		raw = strings.ToLower(raw)
+		h.auditSessionRevoke(rq, "", false, nil)
 	}
 	b := append([]byte(`{"session_id":`), appendJSONString(nil, raw)...)
 	b = append(b, `,"revoked":`...)
@@ -194,17 +208,21 @@ func (h *Handler) revokeSession(w http.ResponseWriter, rq *request) {
 func (h *Handler) revokeUser(w http.ResponseWriter, rq *request) {
 	body, aerr := readBody(rq)
 	if aerr != nil {
+		h.auditRevokeAll(rq, "", 0, aerr)
 		h.fail(w, rq, aerr)
 		return
 	}
 	var except string
 	if aerr := decodeStrict(body, field{name: "except_session_id", dst: &except}); aerr != nil {
+		h.auditRevokeAll(rq, "", 0, aerr)
 		h.fail(w, rq, aerr)
 		return
 	}
 	userID, err := url.PathUnescape(mux.Vars(rq.Request)["user_id"])
 	if err != nil || userID == "" {
-		h.fail(w, rq, apierr.Newf(apierr.SessInvalidField, "user_id is not valid").WithDetail("field", "user_id"))
+		aerr := apierr.Newf(apierr.SessInvalidField, "user_id is not valid").WithDetail("field", "user_id")
+		h.auditRevokeAll(rq, "", 0, aerr)
+		h.fail(w, rq, aerr)
 		return
 	}
 	var exceptID session.ID
@@ -214,9 +232,12 @@ func (h *Handler) revokeUser(w http.ResponseWriter, rq *request) {
 	}
 	n, err := h.cfg.Engine.RevokeUser(userID, exceptID)
 	if err != nil {
-		h.fail(w, rq, engineError(err))
+		aerr := engineError(err)
+		h.auditRevokeAll(rq, userID, n, aerr)
+		h.fail(w, rq, aerr)
 		return
 	}
+	h.auditRevokeAll(rq, userID, n, nil)
 	b := append([]byte(`{"user_id":`), appendJSONString(nil, userID)...)
 	b = append(b, `,"revoked_count":`...)
 	b = strconv.AppendInt(b, int64(n), 10)

@@ -59,6 +59,9 @@ type security struct {
 	replay *auth.AntiReplay
 	audit  *audit.Log
 	tcp    *tcpGuard
+	// admin and backups are shared by every listener's handler.
+	admin   *httpapi.Admin
+	backups *httpapi.Backups
 }
 
 func (s *Server) openSecurity(eng *engine.Engine) (*security, error) {
