@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# HTTP validate throughput and p99: TokMesh vs a bare net/http handler that
+# returns a same-size JSON body, measured in the same run. Both servers are
+# pinned to CPU 0 (a pinned Go process gets GOMAXPROCS=1) and wrk to CPU 1.
+# Usage: scripts/bench-http.sh [duration] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10s}
+CONN=${2:-50}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+go build -o "$WORK/tokmesh-server" ./cmd/tokmesh-server
+go build -o "$WORK/barehttp" ./scripts/barehttp
+
+export TOKMESH_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+(cd "$WORK" && taskset -c 0 ./tokmesh-server --http-address 127.0.0.1:5098 --set server.resp.enabled=false \
+  --set telemetry.logging.level=warn > server.log 2>&1) &
+for i in $(seq 1 100); do curl -sf http://127.0.0.1:5098/ready >/dev/null && break; sleep 0.1; done
+json() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+ADMIN=$(curl -s --unix-socket "$WORK/data/admin.sock" -X POST http://local/admin/v1/keys -d '{"role":"admin"}' | json api_key)
+KEY=$(curl -s -X POST http://127.0.0.1:5098/admin/v1/keys -H "Authorization: Bearer $ADMIN" \
+  -d '{"role":"validator","rate_limit":1000000}' | json api_key)
+ISSUER=$(curl -s -X POST http://127.0.0.1:5098/admin/v1/keys -H "Authorization: Bearer $ADMIN" -d '{"role":"issuer"}' | json api_key)
+TOKEN=$(curl -s -X POST http://127.0.0.1:5098/sessions -H "Authorization: Bearer $ISSUER" \
+  -d '{"user_id":"u-1001","data":{"tenant":"acme","realm":"employees","idp":"saml-corp","mfa":"totp","locale":"en-US","client":"portal-web"}}' | json token)
+SIZE=$(curl -s -X POST http://127.0.0.1:5098/tokens/validate -H "Authorization: Bearer $KEY" -d "{\"token\":\"$TOKEN\"}" | wc -c)
+taskset -c 0 "$WORK/barehttp" -addr 127.0.0.1:5099 -size "$SIZE" &
+sleep 0.5
+export TOKMESH_BENCH_TOKEN=$TOKEN TOKMESH_BENCH_KEY=$KEY
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); response ${SIZE} bytes"
+for target in tokmesh:5098 bare:5099; do
+  name=${target%%:*}; port=${target##*:}
+  taskset -c 1 wrk -t2 -c"$CONN" -d1s -s scripts/validate.lua "http://127.0.0.1:$port/tokens/validate" >/dev/null # warm-up
+  echo "== $name (wrk -t2 -c$CONN -d$DUR, server on CPU 0, wrk on CPU 1)"
+  taskset -c 1 wrk -t2 -c"$CONN" -d"$DUR" --latency -s scripts/validate.lua "http://127.0.0.1:$port/tokens/validate" \
+    | grep -E "Requests/sec|Latency  |99%|Non-2xx"
+done
