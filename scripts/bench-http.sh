@@ -14,7 +14,7 @@ go build -o "$WORK/tokmesh-server" ./cmd/tokmesh-server
 go build -o "$WORK/barehttp" ./scripts/barehttp
 
 export TOKMESH_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-(cd "$WORK" && taskset -c 0 ./tokmesh-server --http-address 127.0.0.1:5098 --set server.resp.enabled=false \
+(cd "$WORK" && exec taskset -c 0 ./tokmesh-server --http-address 127.0.0.1:5098 --set server.resp.enabled=false \
   --set telemetry.logging.level=warn > server.log 2>&1) &
 for i in $(seq 1 100); do curl -sf http://127.0.0.1:5098/ready >/dev/null && break; sleep 0.1; done
 json() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
