@@ -42,6 +42,10 @@ const (
 var logLevel = new(slog.LevelVar)
 
 func main() {
+	// Started by the Windows service manager: run as a service (service_windows.go).
+	if code, ok := runAsService(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
