@@ -103,7 +103,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			logger := logging.New(stdout, logLevel)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if code := runNode(ctx, cfg, info, logger); code != exitOK {
+			// A reload (SIGHUP, POST /admin/v1/config/reload) re-reads the
+			// same sources: this file, the environment and these flags.
+			reload := func() (*config.Config, []*config.Error) {
+				c, _, errs := config.Load(opts)
+				return c, errs
+			}
+			if code := runNodeWithReload(ctx, cfg, info, logger, reload); code != exitOK {
 				return exitCode(code)
 			}
 			return nil

@@ -13,13 +13,22 @@ import (
 )
 
 // runNode runs a node until ctx is cancelled (SIGINT/SIGTERM) or storage
-// fails, and returns the process exit code.
+// fails, and returns the process exit code. A configuration reload only
+// re-reads the TLS files; runNodeWithReload re-reads the configuration.
 func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger) int {
+	return runNodeWithReload(ctx, cfg, info, logger, nil)
+}
+
+// runNodeWithReload is runNode with the configuration source of hot
+// reloads (SIGHUP and POST /admin/v1/config/reload, 08-config §4): reload
+// re-runs config.Load with the startup options.
+func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger,
+	reload func() (*config.Config, []*config.Error)) int {
 	logger.Info("config loaded", "file", info.File, "env", info.EnvVars, "flags", info.Flags)
 	for _, w := range info.Warnings {
 		logger.Warn(w)
 	}
-	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File})
+	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File, Reload: reload, LogLevel: logLevel})
 	if err := srv.Start(ctx); err != nil {
 		logger.Error("node failed to start", "error", err.Error())
 		return server.ExitCode(err)
@@ -35,11 +44,7 @@ wait:
 			logger.Info("shutting down", "grace_period", cfg.Server.Shutdown.GracePeriod.String())
 			break wait
 		case <-hup:
-			if err := srv.ReloadTLS(); err != nil {
-				logger.Error("SIGHUP: TLS reload failed, keeping the old certificate", "error", err.Error())
-			} else {
-				logger.Info("SIGHUP: TLS material reloaded")
-			}
+			reloadOnSignal(srv, logger)
 		case err := <-srv.Fatal():
 			logger.Error("storage failure, stopping", "error", err.Error())
 			srv.Close()
@@ -55,4 +60,14 @@ wait:
 	}
 	logger.Info("stopped", "shutdown_ms", time.Since(start).Milliseconds())
 	return code
+}
+
+// reloadOnSignal is the SIGHUP reload (08-config §4): on an invalid
+// configuration nothing changes and every error is logged at ERROR. The
+// node logs the applied and restart-required keys itself ("configuration
+// reloaded").
+func reloadOnSignal(srv *server.Server, logger *slog.Logger) {
+	if _, _, err := srv.Reload(); err != nil {
+		logger.Error("SIGHUP: configuration reload failed; nothing was changed", "error", err.Error())
+	}
 }

@@ -135,7 +135,9 @@ type Engine struct {
 	appendMu sync.Mutex // journal: serializes seq/pseq assignment (lock order: shard → appendMu → WAL queue)
 	parts    []partState
 
-	snapMu       sync.Mutex // one snapshot at a time
+	snapMu       sync.Mutex   // one snapshot at a time
+	snapInterval atomic.Int64 // ns; 0 disables the timer (hot: SetSnapshotPolicy)
+	snapWALBytes atomic.Int64 // 0 disables the WAL-size trigger (hot)
 	lastSnapSeq  atomic.Uint64
 	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started
 	recoveryInfo RecoveryInfo
@@ -187,6 +189,7 @@ func Open(cfg Config) (*Engine, error) {
 		cfg.SegmentSize = 64 << 20
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	e.SetSnapshotPolicy(cfg.SnapshotInterval, cfg.SnapshotWALThreshold)
 	lock, err := datadir.Acquire(cfg.DataDir)
 	if err != nil {
 		if errors.Is(err, datadir.ErrLocked) {
@@ -620,10 +623,25 @@ func (e *Engine) startLoops() {
 		e.wg.Add(1)
 		go e.sweepLoop()
 	}
-	if e.cfg.SnapshotInterval > 0 || e.cfg.SnapshotWALThreshold > 0 {
-		e.wg.Add(1)
-		go e.snapshotLoop()
-	}
+	// The snapshot loop always runs: SetSnapshotPolicy may enable a trigger
+	// that was off at Open.
+	e.wg.Add(1)
+	go e.snapshotLoop()
+}
+
+// SetSnapshotPolicy changes the snapshot triggers (storage.snapshot.interval
+// and wal_threshold, hot-reloadable): a snapshot is taken once interval has
+// passed since the last one, or once walThreshold WAL bytes were written
+// since it. Zero disables a trigger; negative values count as zero. The
+// loop checks once a second.
+func (e *Engine) SetSnapshotPolicy(interval time.Duration, walThreshold int64) {
+	e.snapInterval.Store(int64(max(interval, 0)))
+	e.snapWALBytes.Store(max(walThreshold, 0))
+}
+
+// SnapshotPolicy returns the snapshot triggers in force.
+func (e *Engine) SnapshotPolicy() (interval time.Duration, walThreshold int64) {
+	return time.Duration(e.snapInterval.Load()), e.snapWALBytes.Load()
 }
 
 func (e *Engine) sweepLoop() {
@@ -651,8 +669,9 @@ func (e *Engine) snapshotLoop() {
 			return
 		case <-check.C:
 		}
-		due := e.cfg.SnapshotInterval > 0 && time.Since(last) >= e.cfg.SnapshotInterval
-		grown := e.cfg.SnapshotWALThreshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= e.cfg.SnapshotWALThreshold
+		interval, threshold := e.SnapshotPolicy()
+		due := interval > 0 && time.Since(last) >= time.Duration(interval)
+		grown := threshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= threshold
 		if !due && !grown {
 			continue
 		}

@@ -53,7 +53,8 @@ func (s *Server) backupRetention(stop <-chan struct{}) {
 	for {
 		if time.Since(last) >= 24*time.Hour {
 			if e := s.Engine(); e != nil {
-				removed, err := e.PruneBackups(s.cfg.Storage.Backup.RetentionDays, s.cfg.Storage.Backup.RetainMin)
+				b := s.config().Storage.Backup
+				removed, err := e.PruneBackups(b.RetentionDays, b.RetainMin)
 				switch {
 				case errors.Is(err, engine.ErrBusy):
 					// retry at the next tick

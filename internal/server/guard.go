@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
@@ -24,12 +25,15 @@ type tcpGuard struct {
 	authn   *auth.Authenticator
 	brute   *auth.BruteForceGuard
 	replay  *auth.AntiReplay
-	trusted []netip.Prefix
+	trusted atomic.Pointer[[]netip.Prefix] // security.network.trusted_proxies (hot)
 	audit   *audit.Log
 	log     *slog.Logger
 	timeout time.Duration // how long a request may wait for an Argon2 slot
 	m       *metrics.Metrics
 }
+
+// setTrusted replaces the trusted proxies (startup and config reload).
+func (g *tcpGuard) setTrusted(p []netip.Prefix) { g.trusted.Store(&p) }
 
 var capOf = map[httpapi.Capability]auth.Capability{
 	httpapi.CapValidate:    auth.CapValidate,
@@ -52,7 +56,7 @@ func peerAddr(r *http.Request) netip.AddrPort {
 
 func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (httpapi.Caller, *apierr.Error) {
 	peer := peerAddr(r)
-	ip := auth.ClientIP(peer, r.Header, g.trusted)
+	ip := auth.ClientIP(peer, r.Header, *g.trusted.Load())
 	if blocked, left := g.brute.Blocked(ip); blocked {
 		return httpapi.Caller{}, &apierr.Error{Code: apierr.AuthIPBlocked, RetryAfter: ceilSeconds(left)}
 	}

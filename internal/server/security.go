@@ -65,12 +65,13 @@ type security struct {
 }
 
 func (s *Server) openSecurity(eng *engine.Engine) (*security, error) {
-	ac, err := AuthConfig(s.cfg)
+	cfg := s.config()
+	ac, err := AuthConfig(cfg)
 	if err != nil {
 		return nil, &engine.StartupError{Code: engine.ExitConfig, Err: err}
 	}
 	ac.Logger = s.log.With("component", "auth")
-	store, err := auth.OpenStore(auth.StoreOptions{Dir: filepath.Join(s.cfg.Storage.DataDir, datadir.ControlDir),
+	store, err := auth.OpenStore(auth.StoreOptions{Dir: filepath.Join(cfg.Storage.DataDir, datadir.ControlDir),
 		MasterKey: eng.MasterKey(), Cipher: eng.Cipher(), Logger: ac.Logger})
 	if err != nil {
 		return nil, &engine.StartupError{Code: engine.ExitDataErr, Err: fmt.Errorf("control store: %w", err)}
@@ -80,8 +81,8 @@ func (s *Server) openSecurity(eng *engine.Engine) (*security, error) {
 		store.Close()
 		return nil, &engine.StartupError{Code: engine.ExitConfig, Err: err}
 	}
-	al, err := audit.Open(filepath.Join(s.cfg.Storage.DataDir, datadir.AuditDir), eng.Node().NodeID, audit.Options{
-		BufferSize: s.cfg.Telemetry.Audit.BufferSize, RetentionDays: s.cfg.Telemetry.Audit.RetentionDays,
+	al, err := audit.Open(filepath.Join(cfg.Storage.DataDir, datadir.AuditDir), eng.Node().NodeID, audit.Options{
+		BufferSize: cfg.Telemetry.Audit.BufferSize, RetentionDays: cfg.Telemetry.Audit.RetentionDays,
 		Logger: s.log})
 	if err != nil {
 		store.Close()
@@ -89,8 +90,9 @@ func (s *Server) openSecurity(eng *engine.Engine) (*security, error) {
 	}
 	sec := &security{store: store, authn: authn, keys: auth.NewManager(ac, store, authn),
 		brute: auth.NewBruteForceGuard(ac), replay: auth.NewAntiReplay(ac), audit: al}
-	sec.tcp = &tcpGuard{authn: authn, brute: sec.brute, replay: sec.replay, trusted: ac.TrustedProxies,
-		audit: al, log: s.log.With("component", "auth"), timeout: s.cfg.Server.Timeouts.ReadHeader, m: s.metrics}
+	sec.tcp = &tcpGuard{authn: authn, brute: sec.brute, replay: sec.replay,
+		audit: al, log: s.log.With("component", "auth"), timeout: cfg.Server.Timeouts.ReadHeader, m: s.metrics}
+	sec.tcp.setTrusted(ac.TrustedProxies)
 	s.metrics.SetAuthCacheSource(func() (uint64, uint64) { st := authn.Stats(); return st.CacheHits, st.CacheMisses })
 	return sec, nil
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,15 @@ import (
 
 // Server is one node.
 type Server struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	getenv func(string) string
+	// cfg is the configuration in force: the startup configuration with
+	// the hot keys of every successful reload applied (non-hot keys keep
+	// their startup values until a restart). Read it with config().
+	cfg      atomic.Pointer[config.Config]
+	log      *slog.Logger
+	getenv   func(string) string
+	reload   func() (*config.Config, []*config.Error)
+	logLevel *slog.LevelVar
+	reloadMu sync.Mutex // one configuration reload at a time
 
 	eng      atomic.Pointer[engine.Engine]
 	state    atomic.Value // "recovering" | "ok" | "draining"
@@ -53,6 +60,7 @@ type Server struct {
 	// tlsReloader serves the HTTPS certificates; stopTLS stops its watcher.
 	tlsReloader *tlsutil.Reloader
 	stopTLS     func()
+	tlsConf     atomic.Pointer[tls.Config] // what HTTPS handshakes use (swapped by reloads)
 	closed      bool
 }
 
@@ -64,6 +72,14 @@ type Options struct {
 	TCPGuard httpapi.Guard
 	// ConfigFile is the configuration file path (audit resource of reloads).
 	ConfigFile string
+	// Reload re-reads the configuration from the sources it was loaded
+	// from (file, env, flags — the same config.LoadOptions) and validates
+	// it, for SIGHUP and POST /admin/v1/config/reload (08-config §4). nil:
+	// a reload only re-reads the TLS files.
+	Reload func() (*config.Config, []*config.Error)
+	// LogLevel is the level of Logger; a reload that changes
+	// telemetry.logging.level sets it. nil: the level key has no effect.
+	LogLevel *slog.LevelVar
 }
 
 // New records the inputs; Start does the work.
@@ -71,8 +87,9 @@ func New(cfg *config.Config, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: o.Logger, getenv: o.Getenv, fatalCh: make(chan error, 1), addrs: map[string]net.Addr{},
-		tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now(), ConfigFile: o.ConfigFile}
+	s := &Server{log: o.Logger, getenv: o.Getenv, reload: o.Reload, logLevel: o.LogLevel, fatalCh: make(chan error, 1),
+		addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now(), ConfigFile: o.ConfigFile}
+	s.cfg.Store(cfg)
 	if s.tcpGuard == nil {
 		s.tcpGuard = s.lazy
 	}
@@ -102,6 +119,9 @@ func New(cfg *config.Config, o Options) *Server {
 	return s
 }
 
+// config returns the configuration in force (see Server.cfg).
+func (s *Server) config() *config.Config { return s.cfg.Load() }
+
 // EngineConfig maps the typed configuration onto the engine's.
 func EngineConfig(c *config.Config) (engine.Config, error) {
 	ec := engine.DefaultConfig(c.Storage.DataDir)
@@ -121,18 +141,13 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 	ec.SweepInterval = c.Session.Sweeper.Interval
 	ec.KeyFile = c.Security.Encryption.KeyFile
 	ec.Cipher = c.Security.Encryption.Cipher
-	ec.Session.MaxPerUser = c.Session.Quota.MaxPerUser
-	ec.Session.OnExceed = session.QuotaReject
-	if c.Session.Quota.OnExceed == "evict_oldest" {
-		ec.Session.OnExceed = session.QuotaEvictOldest
-	}
+	l := sessionLimits(c)
+	ec.Session.MaxPerUser, ec.Session.OnExceed = l.MaxPerUser, l.OnExceed
+	ec.Session.TTLDefault, ec.Session.TTLMax, ec.Session.IdleDefault = l.TTLDefault, l.TTLMax, l.IdleDefault
 	ec.Session.ExpiredGrace = c.Session.TTL.ExpiredGrace.Milliseconds()
 	if ec.Session.ExpiredGrace == 0 {
 		ec.Session.ExpiredGrace = -1 // the store reads 0 as "default"; a configured 0s means no grace
 	}
-	ec.Session.TTLDefault = int64(c.Session.TTL.Default.Seconds())
-	ec.Session.TTLMax = int64(c.Session.TTL.Max.Seconds())
-	ec.Session.IdleDefault = int64(c.Session.TTL.IdleDefault.Seconds())
 	ec.Session.SweepSample = c.Session.Sweeper.SampleSize
 	ec.Session.SweepMaxRounds = c.Session.Sweeper.MaxRounds
 	return ec, nil
@@ -141,7 +156,8 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 // Start opens the listeners, recovers the engine and turns ready. It
 // returns a *engine.StartupError when the node must not start.
 func (s *Server) Start(ctx context.Context) error {
-	ec, err := EngineConfig(s.cfg)
+	cfg := s.config()
+	ec, err := EngineConfig(cfg)
 	if err != nil {
 		return &engine.StartupError{Code: engine.ExitConfig, Err: err}
 	}
@@ -157,8 +173,8 @@ func (s *Server) Start(ctx context.Context) error {
 		default:
 		}
 	}
-	if s.cfg.Server.HTTP.Enabled {
-		if err := s.listenHTTP("http", s.cfg.Server.HTTP.Address, s.tcpGuard); err != nil {
+	if cfg.Server.HTTP.Enabled {
+		if err := s.listenHTTP("http", cfg.Server.HTTP.Address, s.tcpGuard); err != nil {
 			s.Close()
 			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
 		}
@@ -175,10 +191,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	// One Admin for every listener: the gc throttle and status cache live in it.
-	sec.admin = &httpapi.Admin{Keys: sec.keys, Engine: s.Engine, Config: func() *config.Config { return s.cfg },
-		NodeID: eng.Node().NodeID, StartedAt: s.started, ConfigFile: s.ConfigFile, Reload: s.reloadConfig}
+	sec.admin = &httpapi.Admin{Keys: sec.keys, Engine: s.Engine, Config: s.config,
+		NodeID: eng.Node().NodeID, StartedAt: s.started, ConfigFile: s.ConfigFile, Reload: s.Reload}
 	sec.backups = &httpapi.Backups{Engine: s.Engine, KeyTable: sec.keyTable, MergeKeys: sec.mergeKeys,
-		MaxUploadSize: s.cfg.Server.Limits.MaxUploadSize.Bytes()}
+		MaxUploadSize: cfg.Server.Limits.MaxUploadSize.Bytes()}
 	s.mu.Lock()
 	s.sec = sec
 	s.mu.Unlock()
@@ -190,14 +206,14 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, f := range swaps {
 		f()
 	}
-	if s.cfg.Server.HTTPSActive() {
+	if cfg.Server.HTTPSActive() {
 		if err := s.startHTTPS(ctx); err != nil {
 			s.Close()
 			return err
 		}
 	}
-	if s.cfg.Server.Local.Enabled {
-		if err := s.listenLocal(s.cfg.SocketPath()); err != nil {
+	if cfg.Server.Local.Enabled {
+		if err := s.listenLocal(cfg.SocketPath()); err != nil {
 			s.Close()
 			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
 		}
@@ -210,8 +226,8 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.backupRetention(s.stopBg)
 	ri := eng.Recovery()
 	s.metrics.SetRecoveryDuration(ri.Duration)
-	s.log.Info("node ready", "node_id", eng.Node().NodeID, "data_dir", s.cfg.Storage.DataDir,
-		"partitions", eng.Partitions(), "sync_mode", s.cfg.Storage.WAL.SyncMode, "recovery_ms", ri.Duration.Milliseconds(),
+	s.log.Info("node ready", "node_id", eng.Node().NodeID, "data_dir", cfg.Storage.DataDir,
+		"partitions", eng.Partitions(), "sync_mode", cfg.Storage.WAL.SyncMode, "recovery_ms", ri.Duration.Milliseconds(),
 		"wal_records_replayed", ri.WALRecords, "snapshot", ri.Snapshot, "live_sessions", eng.Store().Stats().Live,
 		"listeners", s.listenerSummary())
 	return nil
@@ -233,13 +249,13 @@ func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
 		Guard:       guard,
 		Ready:       s.readiness,
 		Logger:      s.log.With("component", "httpapi"),
-		MaxBodySize: s.cfg.Server.Limits.MaxBodySize.Bytes(),
+		MaxBodySize: s.config().Server.Limits.MaxBodySize.Bytes(),
 		Local:       local,
 		Business:    s.enterBusiness,
 	}
 	if s.metrics != nil {
 		hc.Metrics = s.metrics.Handler()
-		hc.MetricsAuth = s.cfg.Telemetry.Metrics.AuthEnabled
+		hc.MetricsAuth = s.config().Telemetry.Metrics.AuthEnabled
 		if !local {
 			hc.OnRequest = s.metrics.ObserveHTTPSeconds
 		}
@@ -264,17 +280,36 @@ func (sw *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (sw *swapHandler) set(h http.Handler) { sw.h.Store(&h) }
 
+// swappable returns a handler whose route set can be rebuilt later:
+// listeners open before recovery (answering /health and /ready) switch to
+// the full route set once keys are loaded, and a reload of
+// telemetry.metrics.auth_enabled rebuilds every listener's routes.
+func (s *Server) swappable(guard httpapi.Guard, local bool) http.Handler {
+	sw := &swapHandler{}
+	sw.set(s.handler(guard, local))
+	s.mu.Lock()
+	s.swaps = append(s.swaps, func() { sw.set(s.handler(guard, local)) })
+	s.mu.Unlock()
+	return sw
+}
+
+// rebuildHandlers rebuilds every listener's route set from the
+// configuration in force.
+func (s *Server) rebuildHandlers() {
+	s.mu.Lock()
+	swaps := append([]func(){}, s.swaps...)
+	s.mu.Unlock()
+	for _, f := range swaps {
+		f()
+	}
+}
+
 func (s *Server) listenHTTP(name, addr string, guard httpapi.Guard) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s listener %s: %w", name, addr, err)
 	}
-	sw := &swapHandler{}
-	sw.set(s.handler(guard, false))
-	s.mu.Lock()
-	s.swaps = append(s.swaps, func() { sw.set(s.handler(guard, false)) })
-	s.mu.Unlock()
-	s.serve(name, l, sw)
+	s.serve(name, l, s.swappable(guard, false))
 	return nil
 }
 
@@ -283,12 +318,12 @@ func (s *Server) listenLocal(path string) error {
 	if err != nil {
 		return fmt.Errorf("local admin socket %s: %w", path, err)
 	}
-	s.serve("local", l, s.handler(localGuard{replay: s.sec.replay}, true))
+	s.serve("local", l, s.swappable(localGuard{replay: s.sec.replay}, true))
 	return nil
 }
 
 func (s *Server) serve(name string, l net.Listener, h http.Handler) {
-	t := s.cfg.Server.Timeouts
+	t := s.config().Server.Timeouts
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.mu.Lock()
@@ -350,7 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.state.Store("draining")
 		s.metrics.SetReady(false)
 		select {
-		case <-time.After(s.cfg.Server.Shutdown.GracePeriod):
+		case <-time.After(s.config().Server.Shutdown.GracePeriod):
 		case <-ctx.Done():
 		}
 	}
@@ -490,17 +525,7 @@ func (r engineRef) Partitions() int {
 	if e := r.s.eng.Load(); e != nil {
 		return e.Partitions()
 	}
-	return r.s.cfg.Cluster.Partitions
-}
-
-// reloadConfig is POST /admin/v1/config/reload. Today it reloads the TLS
-// material; re-reading the file with its env and flags and applying the hot
-// keys is not wired yet (docs/decisions.md).
-func (s *Server) reloadConfig() (applied, restartRequired []string, err error) {
-	if err := s.ReloadTLS(); err != nil {
-		return nil, nil, err
-	}
-	return []string{}, []string{}, nil
+	return r.s.config().Cluster.Partitions
 }
 
 // enterBusiness admits a business request unless a restore is running.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,8 +92,9 @@ type stripe struct {
 // Store is the sharded in-memory session store. See the package comment
 // for its invariants and docs/locking.md for the lock order.
 type Store struct {
-	cfg     Config
-	grace   int64 // ms, ≥ 0
+	cfg     Config                 // fixed settings; the hot ones live in limits
+	limits  atomic.Pointer[Limits] // hot-reloadable (SetLimits)
+	grace   int64                  // ms, ≥ 0
 	seed    maphash.Seed
 	shards  []*shard
 	mask    uint32
@@ -165,6 +167,8 @@ func NewStore(cfg Config) (*Store, error) {
 		journal: cfg.Journal,
 		stripes: make([]stripe, userStripes),
 	}
+	st.limits.Store(&Limits{MaxPerUser: cfg.MaxPerUser, OnExceed: cfg.OnExceed,
+		TTLDefault: cfg.TTLDefault, TTLMax: cfg.TTLMax, IdleDefault: cfg.IdleDefault})
 	st.shards = make([]*shard, cfg.Shards)
 	for i := range st.shards {
 		st.shards[i] = newShard(st)
@@ -172,12 +176,59 @@ func NewStore(cfg Config) (*Store, error) {
 	return st, nil
 }
 
+// Limits are the hot-reloadable settings of a Store (08-config §4: session
+// quota and TTLs). Each operation reads one consistent Limits value.
+type Limits struct {
+	MaxPerUser                      int
+	OnExceed                        QuotaPolicy
+	TTLDefault, TTLMax, IdleDefault int64 // seconds
+}
+
+// Limits returns the limits in force.
+func (st *Store) Limits() Limits { return *st.limits.Load() }
+
+// SetLimits replaces the quota and TTL limits at once; operations that
+// start afterwards use them. Existing sessions keep their expiry and idle
+// timeout. It returns an error, and changes nothing, when l is out of
+// range (the same rules as NewStore; zero values are not defaults here).
+func (st *Store) SetLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	st.limits.Store(&l)
+	return nil
+}
+
+// Validate checks l against the rules of NewStore.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxPerUser < 1:
+		return errors.New("session: MaxPerUser must be ≥ 1")
+	case l.OnExceed > QuotaEvictOldest:
+		return errors.New("session: unknown quota policy")
+	case l.TTLMax < 1 || l.TTLMax > maxIdleSeconds:
+		return errors.New("session: TTLMax out of range")
+	case l.TTLDefault < 1 || l.TTLDefault > l.TTLMax:
+		return errors.New("session: TTLDefault must be in 1..TTLMax")
+	case l.IdleDefault < 0 || l.IdleDefault > l.TTLMax:
+		return errors.New("session: IdleDefault must be in 0..TTLMax")
+	}
+	return nil
+}
+
 // maxIdleSeconds bounds TTLs and idle timeouts so they fit the in-memory
 // uint32 and never overflow millisecond arithmetic.
 const maxIdleSeconds = 1<<32 - 1
 
-// Config returns the effective configuration (defaults filled in).
-func (st *Store) Config() Config { return st.cfg }
+// Config returns the effective configuration (defaults filled in), with
+// the limits currently in force.
+func (st *Store) Config() Config {
+	c := st.cfg
+	l := st.limits.Load()
+	c.MaxPerUser, c.OnExceed = l.MaxPerUser, l.OnExceed
+	c.TTLDefault, c.TTLMax, c.IdleDefault = l.TTLDefault, l.TTLMax, l.IdleDefault
+	return c
+}
 
 // NumShards returns the number of shards (for RangeShard).
 func (st *Store) NumShards() int { return len(st.shards) }
@@ -313,16 +364,17 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 	if err := CheckDeviceID(req.DeviceID); err != nil {
 		return CreateResult{}, err
 	}
-	ttl := st.cfg.TTLDefault
+	lim := st.limits.Load()
+	ttl := lim.TTLDefault
 	if req.TTLSet {
-		if req.TTLSeconds < 1 || req.TTLSeconds > st.cfg.TTLMax {
+		if req.TTLSeconds < 1 || req.TTLSeconds > lim.TTLMax {
 			return CreateResult{}, fieldErr("ttl_seconds", "must be 1..max TTL seconds")
 		}
 		ttl = req.TTLSeconds
 	}
-	idle := st.cfg.IdleDefault
+	idle := lim.IdleDefault
 	if req.IdleSet {
-		if req.IdleTimeoutSeconds < 0 || req.IdleTimeoutSeconds > st.cfg.TTLMax {
+		if req.IdleTimeoutSeconds < 0 || req.IdleTimeoutSeconds > lim.TTLMax {
 			return CreateResult{}, fieldErr("idle_timeout_seconds", "must be 0..max TTL seconds")
 		}
 		idle = req.IdleTimeoutSeconds
@@ -363,12 +415,12 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 	stp := &st.stripes[maphash.String(st.seed, req.UserID)%userStripes]
 	stp.Lock()
 	defer stp.Unlock()
-	evict := st.cfg.OnExceed == QuotaEvictOldest
-	count, cands := st.countLive(req.UserID, now, evict, st.cfg.MaxPerUser)
+	evict := lim.OnExceed == QuotaEvictOldest
+	count, cands := st.countLive(req.UserID, now, evict, lim.MaxPerUser)
 	var victims []victim
-	if count >= st.cfg.MaxPerUser {
+	if count >= lim.MaxPerUser {
 		if !evict {
-			return CreateResult{}, &QuotaError{Limit: st.cfg.MaxPerUser}
+			return CreateResult{}, &QuotaError{Limit: lim.MaxPerUser}
 		}
 		slices.SortFunc(cands, func(a, b victim) int {
 			switch {
@@ -379,7 +431,7 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 			}
 			return slices.Compare(a.id[:], b.id[:])
 		})
-		victims = cands[:min(len(cands), count-st.cfg.MaxPerUser+1)]
+		victims = cands[:min(len(cands), count-lim.MaxPerUser+1)]
 	}
 
 	// Lock the target shard and every victim's shard in ascending order.
@@ -678,7 +730,7 @@ func (st *Store) Validate(token string, touch bool, ip netip.Addr, ua string) (S
 // journals a SESSION_PUT. ttlSeconds outside 1..TTLMax is a *FieldError
 // for "ttl_seconds". Expired and revoked sessions are never renewed.
 func (st *Store) Renew(id ID, ttlSeconds int64) (Session, uint64, error) {
-	if ttlSeconds < 1 || ttlSeconds > st.cfg.TTLMax {
+	if ttlSeconds < 1 || ttlSeconds > st.limits.Load().TTLMax {
 		return Session{}, 0, fieldErr("ttl_seconds", "must be 1..max TTL seconds")
 	}
 	_, sh := st.shardOf(id[8])
