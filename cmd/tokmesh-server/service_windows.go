@@ -58,6 +58,8 @@ func runAsService(args []string) (code int, ok bool) {
 type serviceHandler struct {
 	args []string // the service's command line, e.g. --config C:\ProgramData\TokMesh\config.yaml
 	code int      // process exit code once Execute returns
+	// reload re-reads the service's configuration sources (config reload API).
+	reload func() (*config.Config, []*config.Error)
 }
 
 const acceptStopShutdown = svc.AcceptStop | svc.AcceptShutdown
@@ -94,7 +96,7 @@ func (h *serviceHandler) Execute(_ []string, req <-chan svc.ChangeRequest, statu
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() { done <- runNode(ctx, cfg, info, logger) }()
+	go func() { done <- runNodeWithReload(ctx, cfg, info, logger, h.reload) }()
 
 	// runNode has no start-up callback; the node reports readiness on /ready.
 	// Start failures still end the service with their exit code below.
@@ -144,6 +146,10 @@ func (h *serviceHandler) loadConfig() (*config.Config, config.LoadInfo, int) {
 		return nil, config.LoadInfo{}, exitUsage
 	}
 	cfg, info, errs := config.Load(opts)
+	h.reload = func() (*config.Config, []*config.Error) {
+		c, _, errs := config.Load(opts)
+		return c, errs
+	}
 	if len(errs) > 0 {
 		var b strings.Builder
 		fmt.Fprintf(&b, "tokmesh-server: %d configuration error(s); not starting\n", len(errs))
