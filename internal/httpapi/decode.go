@@ -24,6 +24,15 @@ type field struct {
 // UTF-8 and trailing data are TM-SYS-4000; an absent or null required
 // field is TM-ARG-1002. An empty body is {}.
 func decodeStrict(body []byte, fields ...field) *apierr.Error {
+	if decodeFast(body, fields) {
+		return nil
+	}
+	return decodeGeneral(body, fields)
+}
+
+// decodeGeneral is decodeStrict without the fast path: every body the fast
+// path does not accept ends here, and it alone writes error messages.
+func decodeGeneral(body []byte, fields []field) *apierr.Error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}

@@ -4,9 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -14,18 +13,73 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/apierr"
 )
 
-var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// requestID reuses a well-formed client X-Request-ID or mints a tmrq- ID.
+// requestID reuses a well-formed client X-Request-ID
+// (^[A-Za-z0-9._-]{1,64}$) or mints a tmrq- ID: "tmrq-" and a lower-case
+// ULID whose 80 random bits come from crypto/rand (01-data-model).
 func requestID(r *http.Request) string {
-	if v := r.Header.Get("X-Request-ID"); v != "" && clientRequestID.MatchString(v) {
-		return v
+	if v := r.Header["X-Request-Id"]; len(v) > 0 && validClientRequestID(v[0]) {
+		return v[0]
 	}
-	id, err := ulid.New(ulid.Timestamp(time.Now()), rand.Reader)
-	if err != nil {
+	return newRequestID(time.Now())
+}
+
+func validClientRequestID(v string) bool {
+	if len(v) == 0 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// idEntropy hands out crypto/rand bytes read in batches: one getrandom
+// call per ~400 request IDs instead of one per request. Bytes are zeroed
+// once handed out, so no two IDs share entropy.
+var idEntropy struct {
+	mu  sync.Mutex
+	buf [4000]byte
+	off int // next unread byte; len(buf) = empty
+}
+
+func init() { idEntropy.off = len(idEntropy.buf) }
+
+func readIDEntropy(dst []byte) error {
+	e := &idEntropy
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.buf)-e.off < len(dst) {
+		if _, err := rand.Read(e.buf[:]); err != nil {
+			return err
+		}
+		e.off = 0
+	}
+	n := copy(dst, e.buf[e.off:])
+	clear(e.buf[e.off : e.off+n])
+	e.off += n
+	return nil
+}
+
+func newRequestID(now time.Time) string {
+	var id ulid.ULID
+	if err := id.SetTime(ulid.Timestamp(now)); err != nil {
 		return "tmrq-00000000000000000000000000"
 	}
-	return "tmrq-" + strings.ToLower(id.String())
+	if err := readIDEntropy(id[6:]); err != nil {
+		return "tmrq-00000000000000000000000000"
+	}
+	var b [5 + ulid.EncodedSize]byte
+	copy(b[:], "tmrq-")
+	_ = id.MarshalTextTo(b[5:])
+	for i := 5; i < len(b); i++ {
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b[:])
 }
 
 // appendEnvelopeHead writes `{"code":"OK","message":"success","request_id":"…","timestamp":N,"data":`.
@@ -40,11 +94,26 @@ func appendEnvelopeHead(b []byte, rid string, now int64) []byte {
 
 // writeData sends a success envelope whose data is already JSON.
 func writeData(w http.ResponseWriter, status int, rid string, data []byte) {
-	b := make([]byte, 0, len(data)+128)
-	b = appendEnvelopeHead(b, rid, time.Now().UnixMilli())
+	bp := getBuf()
+	b := appendEnvelopeHead(*bp, rid, time.Now().UnixMilli())
 	b = append(b, data...)
 	b = append(b, '}')
 	writeRaw(w, status, b)
+	putBuf(bp, b)
+}
+
+// bufPool recycles envelope buffers: writeRaw's Write copies the body into
+// the connection's buffer, so a buffer is free again once it returns.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	*bp = b[:0]
+	bufPool.Put(bp)
 }
 
 // writeJSON sends a success envelope with data marshalled by encoding/json
@@ -60,10 +129,25 @@ func writeJSON(w http.ResponseWriter, status int, rid string, v any) {
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = []string{contentLength(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// smallLengths caches the decimal strings of body lengths below 4096.
+var smallLengths = func() (s [4096]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func contentLength(n int) string {
+	if n < len(smallLengths) {
+		return smallLengths[n]
+	}
+	return strconv.Itoa(n)
 }
 
 type errorEnvelope struct {

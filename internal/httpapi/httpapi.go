@@ -16,8 +16,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -123,6 +125,10 @@ type Handler struct {
 	router *mux.Router
 	log    *slog.Logger
 	routes []Route
+	// handlers are the pipeline routes in registration order; static maps
+	// exact paths of those without variables (indexStatic).
+	handlers []*routeHandler
+	static   map[string][]staticRoute
 }
 
 // New builds the handler and its router.
@@ -164,6 +170,7 @@ func New(cfg Config) *Handler {
 	}
 	r.NotFoundHandler = h.observeUnmatched(h.notFound)
 	r.MethodNotAllowedHandler = h.observeUnmatched(h.methodNotAllowed)
+	h.indexStatic()
 	return h
 }
 
@@ -181,62 +188,122 @@ type request struct {
 // handlerFunc is a route handler after the pipeline.
 type handlerFunc func(w http.ResponseWriter, rq *request)
 
+// routeHandler is one route behind the common pipeline. It is a pointer
+// type (not a func) so New can tell, by comparing mux's match, that a
+// static route is what the router would pick anyway.
+type routeHandler struct {
+	h  *Handler
+	rt Route
+	fn handlerFunc
+	mr *mux.Route
+}
+
 // Handle registers a route behind the common pipeline: request ID, panic
 // recovery, readiness gate, Guard, body limit.
 func (h *Handler) Handle(rt Route, fn handlerFunc) {
 	h.routes = append(h.routes, rt)
-	h.router.Handle(rt.Template, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rq := &request{Request: r, id: requestID(r), route: &rt}
-		if h.cfg.OnRequest != nil {
-			sw := &statusWriter{ResponseWriter: w}
-			w = sw
-			start := time.Now()
-			// Deferred before recoverPanic so it runs after it and sees the 500.
-			defer func() { h.cfg.OnRequest(rt.Template, rt.Method, sw.statusCode(), time.Since(start).Seconds()) }()
-		}
-		w.Header().Set("X-Request-ID", rq.id)
-		w.Header().Set("Cache-Control", "no-store")
-		defer h.recoverPanic(w, rq)
-		if rt.Cap != CapPublic {
-			if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {
-				e := apierr.New(code).WithDetail("checks", checks)
-				if code == apierr.AdminMaintenance {
-					e.RetryAfter = 5
-				}
-				writeError(w, rq.id, e)
-				return
-			}
-			listOwn := rt.Name == "session.list" && r.URL.Query().Get("user_id") != ""
-			if h.cfg.Guard == nil {
-				writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
-				return
-			}
-			c, aerr := h.cfg.Guard.Check(r, &rt, listOwn)
-			if aerr != nil {
-				writeError(w, rq.id, aerr)
-				return
-			}
-			rq.caller = c
-			// Business requests are counted in, so a restore can wait for
-			// the ones already past the gate before it replaces the store.
-			if isBusiness(rt.Cap) && h.cfg.Business != nil {
-				exit, ok := h.cfg.Business()
-				if !ok {
-					writeError(w, rq.id, &apierr.Error{Code: apierr.AdminMaintenance, RetryAfter: 5})
-					return
-				}
-				defer exit()
-			}
-		}
-		limit := rt.MaxBody
-		if limit == 0 {
-			limit = h.cfg.MaxBodySize
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		fn(w, rq)
-	})).Methods(rt.Method).Name(rt.Name)
+	rh := &routeHandler{h: h, rt: rt, fn: fn}
+	rh.mr = h.router.Handle(rt.Template, rh).Methods(rt.Method).Name(rt.Name)
+	h.handlers = append(h.handlers, rh)
 }
 
+// pipelineRequest is the per-request state of the pipeline, allocated once:
+// the request handed to the route handler and the status recorder.
+type pipelineRequest struct {
+	rq request
+	sw statusWriter
+}
+
+func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, rt := rh.h, &rh.rt
+	p := &pipelineRequest{rq: request{Request: r, id: requestID(r), route: rt}}
+	rq := &p.rq
+	if h.cfg.OnRequest != nil {
+		p.sw.ResponseWriter = w
+		w = &p.sw
+		start := time.Now()
+		// Deferred before recoverPanic so it runs after it and sees the 500.
+		defer func() { h.cfg.OnRequest(rt.Template, rt.Method, p.sw.statusCode(), time.Since(start).Seconds()) }()
+	}
+	setIDHeaders(w.Header(), rq.id)
+	defer h.recoverPanic(w, rq)
+	if rt.Cap != CapPublic {
+		if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {
+			e := apierr.New(code).WithDetail("checks", checks)
+			if code == apierr.AdminMaintenance {
+				e.RetryAfter = 5
+			}
+			writeError(w, rq.id, e)
+			return
+		}
+		listOwn := rt.Name == "session.list" && r.URL.Query().Get("user_id") != ""
+		if h.cfg.Guard == nil {
+			writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
+			return
+		}
+		c, aerr := h.cfg.Guard.Check(r, rt, listOwn)
+		if aerr != nil {
+			writeError(w, rq.id, aerr)
+			return
+		}
+		rq.caller = c
+		// Business requests are counted in, so a restore can wait for
+		// the ones already past the gate before it replaces the store.
+		if isBusiness(rt.Cap) && h.cfg.Business != nil {
+			exit, ok := h.cfg.Business()
+			if !ok {
+				writeError(w, rq.id, &apierr.Error{Code: apierr.AdminMaintenance, RetryAfter: 5})
+				return
+			}
+			defer exit()
+		}
+	}
+	limit := rt.MaxBody
+	if limit == 0 {
+		limit = h.cfg.MaxBodySize
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	rh.fn(w, rq)
+}
+
+// Shared header values; net/http never writes into a value slice and the
+// full slice expressions make an append copy.
+var (
+	hdrNoStore = []string{"no-store"}[:1:1]
+	hdrJSON    = []string{"application/json"}[:1:1]
+)
+
+// setIDHeaders sets X-Request-ID and Cache-Control: no-store (canonical
+// keys assigned directly, as Header.Set would store them).
+func setIDHeaders(h http.Header, rid string) {
+	h["X-Request-Id"] = []string{rid}
+	h["Cache-Control"] = hdrNoStore
+}
+
+// staticRoute is a route without path variables, served without gorilla/mux.
+type staticRoute struct {
+	method string
+	h      *routeHandler
+}
+
+// indexStatic builds the exact-path table of routes without variables,
+// keeping a route only when mux itself picks it for its own method and
+// path (so earlier routes, raw mux routes and middleware still win).
+func (h *Handler) indexStatic() {
+	h.static = map[string][]staticRoute{}
+	for _, rh := range h.handlers {
+		tpl := rh.rt.Template
+		if strings.ContainsAny(tpl, "{}") {
+			continue
+		}
+		probe := &http.Request{Method: rh.rt.Method, URL: &url.URL{Path: tpl}, Header: http.Header{}}
+		var m mux.RouteMatch
+		if !h.router.Match(probe, &m) || m.MatchErr != nil || m.Route != rh.mr || m.Handler != http.Handler(rh) {
+			continue
+		}
+		h.static[tpl] = append(h.static[tpl], staticRoute{method: rh.rt.Method, h: rh})
+	}
+}
 func isBusiness(c Capability) bool { return c != CapMetrics && c != CapAdmin && c != CapPublic }
 
 func (h *Handler) recoverPanic(w http.ResponseWriter, rq *request) {
@@ -249,20 +316,30 @@ func (h *Handler) recoverPanic(w http.ResponseWriter, rq *request) {
 	}
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Routes without path variables are
+// looked up by exact path (what mux matches with UseEncodedPath and
+// SkipClean when the path has no escapes); the rest go through mux.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawPath == "" {
+		for _, sr := range h.static[r.URL.Path] {
+			if sr.method == r.Method {
+				sr.h.ServeHTTP(w, r)
+				return
+			}
+		}
+	}
+	h.router.ServeHTTP(w, r)
+}
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(r)
-	w.Header().Set("X-Request-ID", rid)
-	w.Header().Set("Cache-Control", "no-store")
+	setIDHeaders(w.Header(), rid)
 	writeError(w, rid, apierr.New(apierr.SysNoRoute))
 }
 
 func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(r)
-	w.Header().Set("X-Request-ID", rid)
-	w.Header().Set("Cache-Control", "no-store")
+	setIDHeaders(w.Header(), rid)
 	var allow []string
 	for _, m := range []string{"GET", "POST"} {
 		probe := r.Clone(r.Context())
@@ -285,16 +362,35 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the (already limited) body: too large → TM-SYS-4130.
-func readBody(rq *request) ([]byte, *apierr.Error) {
-	b, err := io.ReadAll(rq.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, apierr.New(apierr.SysBodyTooBig).WithDetail("limit", mbe.Limit)
-		}
-		return nil, apierr.Newf(apierr.SysMalformed, "could not read the request body")
+func readBody(rq *request) ([]byte, *apierr.Error) { return readBodyInto(rq, nil) }
+
+// readBodyInto is readBody appending to buf (a pooled buffer), sized from
+// Content-Length when the client sent one.
+func readBodyInto(rq *request, buf []byte) ([]byte, *apierr.Error) {
+	b := buf[:0]
+	if n := rq.ContentLength; n > 0 && n < 64<<10 && int64(cap(b)) < n+1 {
+		b = make([]byte, 0, n+1)
 	}
-	return b, nil
+	if cap(b) == 0 {
+		b = make([]byte, 0, 512)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := rq.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return b, apierr.New(apierr.SysBodyTooBig).WithDetail("limit", mbe.Limit)
+			}
+			return b, apierr.Newf(apierr.SysMalformed, "could not read the request body")
+		}
+	}
 }
 
 // engineError maps engine/session errors for session routes.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -253,7 +254,9 @@ func init() {
 }
 
 func (h *Handler) validate(w http.ResponseWriter, rq *request) {
-	body, aerr := readBody(rq)
+	bodyBuf := getBuf()
+	body, aerr := readBodyInto(rq, *bodyBuf)
+	defer putBuf(bodyBuf, body) // decodeStrict copies what it keeps
 	if aerr != nil {
 		h.fail(w, rq, aerr)
 		return
@@ -268,10 +271,14 @@ func (h *Handler) validate(w http.ResponseWriter, rq *request) {
 	s, err := h.cfg.Engine.Validate(token, touch, rq.caller.ClientIP, rq.caller.UserAgent)
 	switch {
 	case err == nil:
-		b := make([]byte, 0, 600)
+		// The envelope is built in one pooled buffer (writeData would copy).
+		bp := getBuf()
+		b := appendEnvelopeHead(*bp, rq.id, time.Now().UnixMilli())
 		b = append(b, `{"valid":true,"session":`...)
 		b = s.AppendJSON(b)
-		writeData(w, http.StatusOK, rq.id, append(b, '}'))
+		b = append(b, "}}"...)
+		writeRaw(w, http.StatusOK, b)
+		putBuf(bp, b)
 		return
 	case errors.Is(err, session.ErrTokenMalformed):
 		code = apierr.TokenMalformed

@@ -61,9 +61,10 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (http
 		return httpapi.Caller{}, &apierr.Error{Code: apierr.AuthIPBlocked, RetryAfter: ceilSeconds(left)}
 	}
 	cred, _ := auth.CredentialFromHeader(r.Header)
-	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
-	p, err := g.authn.Authenticate(ctx, cred, ip)
-	cancel()
+	// No per-request timer: the request's own context (closed when the
+	// client goes away, bounded by the server's read/write timeouts) bounds
+	// the wait for an Argon2 slot on a cache miss.
+	p, err := g.authn.Authenticate(r.Context(), cred, ip)
 	if err != nil {
 		return httpapi.Caller{}, g.authError(r, peer, ip, err)
 	}

@@ -344,18 +344,23 @@ func (s *Server) Addr(name string) net.Addr {
 	return s.addrs[name]
 }
 
+// readyChecks is the answer while serving; shared and never modified.
+var readyChecks = map[string]string{"storage": "ok", "cluster": "standalone", "maintenance": "off"}
+
 func (s *Server) readiness() (bool, map[string]string, apierr.Code) {
 	st, _ := s.state.Load().(string)
+	e := s.eng.Load()
+	maint := e != nil && e.Maintenance()
+	s.metrics.SetMaintenance(maint)
+	if st == "ok" && !maint { // the hot path: no allocation
+		return true, readyChecks, ""
+	}
 	checks := map[string]string{"storage": "ok", "cluster": "standalone", "maintenance": "off"}
-	if e := s.eng.Load(); e != nil && e.Maintenance() {
+	if maint {
 		checks["maintenance"] = "restoring"
-		s.metrics.SetMaintenance(true)
 		return false, checks, apierr.AdminMaintenance
 	}
-	s.metrics.SetMaintenance(false)
 	switch st {
-	case "ok":
-		return true, checks, ""
 	case "draining":
 		checks["shutdown"] = "draining"
 		return false, checks, apierr.SysNotReady

@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"reflect"
+	"testing"
+)
+
+// fastFieldSets are the field sets the differential fuzz test runs: the
+// validate body, a mixed set with presence flags, and one the fast path
+// must decline (an int64 destination).
+type fastDst struct {
+	Token, UserID, Device string
+	Touch, Flag           bool
+	TTL                   int64
+	TokenSet, FlagSet     bool
+}
+
+func fastFieldSets(d *fastDst) [][]field {
+	return [][]field{
+		{{name: "token", dst: &d.Token, required: true}, {name: "touch", dst: &d.Touch}},
+		{{name: "user_id", dst: &d.UserID, required: true}, {name: "device_id", dst: &d.Device},
+			{name: "token", dst: &d.Token, set: &d.TokenSet}, {name: "flag", dst: &d.Flag, set: &d.FlagSet}},
+		{{name: "token", dst: &d.Token}, {name: "ttl_seconds", dst: &d.TTL}},
+	}
+}
+
+var fastSeeds = []string{``, ` `, `{}`, ` {} `, `{"token":"tmtk_abc"}`, `{"token":"tmtk_abc","touch":true}`,
+	`{"token":"a","touch":false}`, `{"touch":true,"token":"a"}`, `{"token":null}`, `{"token":"a","touch":null}`,
+	`{"token":"a","token":"b"}`, `{"token":null,"token":"b"}`, `{"Token":"a"}`, `{"token":"a","x":1}`,
+	`{"token":"a"} x`, `{"token":"a"}{}`, `{"token":"a",}`, `{"token":1}`, `{"token":"a","touch":"true"}`,
+	`{"token":"a","touch":truex}`, `{"token":"a\u0041"}`, `{"token":"a\"b"}`, "{\"token\":\"\xff\"}",
+	"{\"token\":\"a\x01\"}", "\v{\"token\":\"a\"}", "{\"token\":\"a\"}\v", "\t{\r\n\"token\" : \"a\" }\n",
+	`{"user_id":"u","device_id":"d","token":"t","flag":true}`, `{"user_id":"u","flag":null}`, `{"user_id":"é"}`,
+	`{"token":"a","ttl_seconds":5}`, `[]`, `"x"`, `{"token":"a"`, `{"token":"a",`, `{"token"`, `{"token":`,
+	`{"token":"a","touch":false,"touch":true}`, `{"token":"a","touch":fals}`, `{"token":"a","touch":nul}`}
+
+// TestDecodeFast_SeedsMatchGeneral runs the differential check over the
+// seeds without fuzzing, so it runs in every go test.
+func TestDecodeFast_SeedsMatchGeneral(t *testing.T) {
+	for _, s := range fastSeeds {
+		checkFastEquivalence(t, []byte(s))
+	}
+	var d fastDst
+	if !decodeFast([]byte(`{"token":"tmtk_abc","touch":true}`), fastFieldSets(&d)[0]) || d.Token != "tmtk_abc" || !d.Touch {
+		t.Fatalf("fast path declined the validate body: %+v", d)
+	}
+}
+
+// FuzzDecodeStrictFastPath is the differential fuzz test of the fast path:
+// for every body and field set, decodeStrict (fast path first) must give
+// the same error (code, message, details) and the same decoded values and
+// presence flags as the general decoder alone; when the fast path declines
+// it must leave the destinations untouched.
+func FuzzDecodeStrictFastPath(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkFastEquivalence(t, body) })
+}
+
+func checkFastEquivalence(t *testing.T, body []byte) {
+	t.Helper()
+	for k := range fastFieldSets(&fastDst{}) {
+		var fast, gen, untouched fastDst
+		fastOK := decodeFast(body, fastFieldSets(&fast)[k])
+		if !fastOK && fast != untouched {
+			t.Fatalf("set %d, %q: declined fast path wrote %+v", k, body, fast)
+		}
+		var strict fastDst
+		serr := decodeStrict(body, fastFieldSets(&strict)[k]...)
+		gerr := decodeGeneral(body, fastFieldSets(&gen)[k])
+		if fastOK && gerr != nil {
+			t.Fatalf("set %d, %q: fast path accepted, general decoder says %v", k, body, gerr)
+		}
+		if !reflect.DeepEqual(serr, gerr) {
+			t.Fatalf("set %d, %q: decodeStrict %#v, general %#v", k, body, serr, gerr)
+		}
+		if gerr == nil && strict != gen {
+			t.Fatalf("set %d, %q: decodeStrict decoded %+v, general %+v", k, body, strict, gen)
+		}
+		if fastOK && fast != gen {
+			t.Fatalf("set %d, %q: fast path decoded %+v, general %+v", k, body, fast, gen)
+		}
+	}
+}
