@@ -25,6 +25,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/httpapi"
 	"github.com/yndnr/tokmesh-go/internal/localadmin"
 	"github.com/yndnr/tokmesh-go/internal/metrics"
+	"github.com/yndnr/tokmesh-go/internal/respapi"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/tlsutil"
 	"github.com/yndnr/tokmesh-go/internal/wal"
@@ -54,6 +55,7 @@ type Server struct {
 	sec      *security
 	started  time.Time
 	metrics  *metrics.Metrics
+	resp     *respapi.Server
 	// ConfigFile is the file the configuration came from ("" = none).
 	ConfigFile string
 	stopBg     chan struct{} // stops background loops (backup retention)
@@ -208,6 +210,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if cfg.Server.HTTPSActive() {
 		if err := s.startHTTPS(ctx); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	if cfg.Server.RESP.Enabled {
+		if err := s.startRESP(eng, sec); err != nil {
 			s.Close()
 			return err
 		}
@@ -420,12 +428,17 @@ func (s *Server) Close() error {
 	s.closed = true
 	servers := s.servers
 	stopTLS := s.stopTLS
+	resp := s.resp
+	s.resp = nil
 	if s.stopBg != nil {
 		close(s.stopBg)
 	}
 	s.mu.Unlock()
 	if stopTLS != nil {
 		stopTLS()
+	}
+	if resp != nil {
+		resp.Close()
 	}
 	for _, hs := range servers {
 		hs.Close()

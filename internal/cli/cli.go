@@ -1,0 +1,478 @@
+// Package cli is tokmesh-cli (07-tools §1): a cobra command tree over
+// pkg/client, settings from flags > TOKMESH_* environment > profile file
+// (viper) > defaults, and sysexits exit codes.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/yndnr/tokmesh-go/internal/buildinfo"
+	"github.com/yndnr/tokmesh-go/pkg/client"
+)
+
+// Exit codes (07-tools §1.6).
+const (
+	ExitOK          = 0
+	ExitFailure     = 1  // error envelope, invalid token, not ready
+	ExitDeclined    = 2  // interrupted or declined at a prompt
+	ExitUsage       = 64 // EX_USAGE
+	ExitData        = 65 // EX_DATAERR
+	ExitUnavailable = 69 // EX_UNAVAILABLE
+	ExitConfig      = 78 // EX_CONFIG
+)
+
+// CLI error codes (07-tools §1.5).
+const (
+	CodeConfig   = "TM-CLI-1001"
+	CodeConnect  = "TM-CLI-1002"
+	CodeTLS      = "TM-CLI-1003"
+	CodeNoAPIKey = "TM-CLI-1004"
+	CodeUsage    = "TM-CLI-1005"
+	CodeTimeout  = "TM-CLI-1006"
+	CodeData     = "TM-CLI-1007"
+)
+
+// Env is what the CLI reads from and writes to; tests fill it in.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+	// StdinTTY / StdoutTTY report whether they are terminals (default:
+	// character devices).
+	StdinTTY, StdoutTTY func() bool
+}
+
+// Run runs tokmesh-cli with args (without the program name) on the real
+// environment and returns the exit code.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Main(args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// cliError is an error with its exit code and CLI/server code.
+type cliError struct {
+	exit      int
+	code      string
+	msg       string
+	requestID string
+	details   map[string]any
+	hint      string
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+func usageErr(format string, a ...any) error {
+	return &cliError{exit: ExitUsage, code: CodeUsage, msg: fmt.Sprintf(format, a...)}
+}
+
+func dataErr(format string, a ...any) error {
+	return &cliError{exit: ExitData, code: CodeData, msg: fmt.Sprintf(format, a...)}
+}
+
+func configErr(code, hint, format string, a ...any) error {
+	return &cliError{exit: ExitConfig, code: code, msg: fmt.Sprintf(format, a...), hint: hint}
+}
+
+// errDeclined: the user answered no (exit 2, nothing printed but a note).
+var errDeclined = &cliError{exit: ExitDeclined, msg: "declined at the confirmation prompt"}
+
+// errSilentFailure: exit 1 after the command printed its own result
+// (invalid token).
+var errSilentFailure = &cliError{exit: ExitFailure}
+
+// hints for common server codes.
+var hints = map[string]string{
+	"TM-AUTH-4010":  "pass an API key with -k/--api-key or TOKMESH_API_KEY, or use the local admin socket (-t local)",
+	"TM-AUTH-4011":  "check the API key (format <key_id>:<secret>)",
+	"TM-AUTH-4012":  "the key is disabled or expired; enable it or use another key",
+	"TM-AUTH-4014":  "the local clock is too far from the server's; check NTP",
+	"TM-AUTH-4030":  "the key's role does not allow this; use an admin key",
+	"TM-SESS-4040":  "check the session ID (tmss-…); `tokmesh-cli session list -u USER` lists live sessions",
+	"TM-ADMIN-4041": "check the ID; `tokmesh-cli apikey list` lists keys",
+	"TM-SYS-5030":   "the node is not ready yet (recovering, restoring or draining); retry shortly",
+}
+
+// classify turns any error into a cliError.
+func classify(err error) *cliError {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var ae *client.Error
+	if errors.As(err, &ae) {
+		return &cliError{exit: ExitFailure, code: ae.Code, msg: ae.Message, requestID: ae.RequestID, details: ae.Details, hint: hints[ae.Code]}
+	}
+	var te *client.TransportError
+	if errors.As(err, &te) {
+		switch te.Kind {
+		case client.KindTLS:
+			return &cliError{exit: ExitUnavailable, code: CodeTLS, msg: te.Error(), hint: "check --target and the CA file of the profile (ca_file)"}
+		case client.KindTimeout:
+			return &cliError{exit: ExitUnavailable, code: CodeTimeout, msg: te.Error(), hint: "raise --timeout or check the server's load"}
+		case client.KindBadData:
+			return &cliError{exit: ExitData, code: CodeData, msg: te.Error(), hint: "is the target a TokMesh server?"}
+		}
+		hint := "is tokmesh-server running? Pick another server with -t/--target (URL, unix:PATH or a profile name)"
+		if strings.HasPrefix(te.Target, "unix:") {
+			hint = "is tokmesh-server running on this machine? Run from the server's working directory (./data/admin.sock), or pass -t unix:PATH or -t https://HOST:5443"
+		}
+		return &cliError{exit: ExitUnavailable, code: CodeConnect, msg: te.Error(), hint: hint}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &cliError{exit: ExitDeclined, msg: "interrupted"}
+	}
+	// Errors from cobra itself: unknown command or flag, wrong arguments.
+	return &cliError{exit: ExitUsage, code: CodeUsage, msg: err.Error(), hint: "see --help"}
+}
+
+// settings are the effective global settings.
+type settings struct {
+	target     string
+	apiKey     string
+	output     string
+	timeout    time.Duration
+	noColor    bool
+	quiet      bool
+	configPath string
+
+	// resolved profile target fields
+	profile targetProfile
+}
+
+type targetProfile struct {
+	Socket     string `mapstructure:"socket"`
+	URL        string `mapstructure:"url"`
+	APIKey     string `mapstructure:"api_key"`
+	APIKeyFile string `mapstructure:"api_key_file"`
+	APIKeyEnv  string `mapstructure:"api_key_env"`
+	CAFile     string `mapstructure:"ca_file"`
+	CertFile   string `mapstructure:"cert_file"`
+	KeyFile    string `mapstructure:"key_file"`
+}
+
+// app is one invocation.
+type app struct {
+	env   Env
+	flags struct {
+		target, apiKey, output, timeout, config string
+		noColor, quiet                          bool
+	}
+	root *cobra.Command
+	s    settings
+	file *viper.Viper // the profile file (nil when absent)
+	// newClient is resolved lazily by client().
+	c *client.Client
+}
+
+// Main runs the CLI on env and returns the exit code.
+func Main(args []string, env Env) int {
+	if env.Stdin == nil {
+		env.Stdin = os.Stdin
+	}
+	if env.Stdout == nil {
+		env.Stdout = os.Stdout
+	}
+	if env.Stderr == nil {
+		env.Stderr = os.Stderr
+	}
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.StdinTTY == nil {
+		in := env.Stdin
+		env.StdinTTY = func() bool { return isTerminal(in) }
+	}
+	if env.StdoutTTY == nil {
+		out := env.Stdout
+		env.StdoutTTY = func() bool { return isTerminal(out) }
+	}
+	a := &app{env: env}
+	a.root = a.buildRoot()
+	a.root.SetArgs(args)
+	a.root.SetIn(env.Stdin)
+	a.root.SetOut(env.Stdout)
+	a.root.SetErr(env.Stderr)
+	err := a.root.Execute()
+	if a.c != nil {
+		a.c.Close()
+	}
+	if err == nil {
+		return ExitOK
+	}
+	ce := classify(err)
+	a.printError(ce)
+	return ce.exit
+}
+
+func (a *app) printError(ce *cliError) {
+	if ce == errSilentFailure {
+		return
+	}
+	if ce == errDeclined || ce.code == "" {
+		fmt.Fprintln(a.env.Stderr, "Aborted: "+ce.msg)
+		return
+	}
+	if a.s.output == "json" {
+		details := ce.details
+		if details == nil {
+			details = map[string]any{}
+		}
+		writeJSON(a.env.Stderr, map[string]any{"code": ce.code, "message": ce.msg, "request_id": ce.requestID, "details": details})
+		return
+	}
+	line := "Error: " + ce.msg + " (code " + ce.code
+	if ce.requestID != "" {
+		line += ", request " + ce.requestID
+	}
+	fmt.Fprintln(a.env.Stderr, line+")")
+	if len(ce.details) > 0 {
+		fmt.Fprintf(a.env.Stderr, "Details: %s\n", compactJSON(ce.details))
+	}
+	if ce.hint != "" {
+		fmt.Fprintln(a.env.Stderr, "Hint: "+ce.hint)
+	}
+}
+
+func (a *app) notice(format string, args ...any) {
+	if a.s.quiet {
+		return
+	}
+	fmt.Fprintf(a.env.Stderr, format+"\n", args...)
+}
+
+// warn prints even with --quiet (secrets shown once).
+func (a *app) warn(format string, args ...any) {
+	fmt.Fprintf(a.env.Stderr, "WARNING: "+format+"\n", args...)
+}
+
+func (a *app) buildRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tokmesh-cli",
+		Short: "Manage TokMesh sessions, API keys and servers",
+		Long: `tokmesh-cli manages a TokMesh server: sessions, API keys and (later) configuration,
+backups and clusters. Without configuration it talks to the local admin socket of a
+server on this machine (./data/admin.sock, then /var/lib/tokmesh-server/admin.sock),
+which needs no API key.`,
+		Example: `  tokmesh-cli apikey create --role issuer
+  tokmesh-cli -t https://tokmesh.internal:5443 -k "$KEY" session list -u u-1001 -o json`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.resolveSettings(cmd) },
+		Args:              cobra.NoArgs,
+		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVarP(&a.flags.target, "target", "t", "", "profile name, http(s):// URL, unix:PATH or local (env TOKMESH_TARGET)")
+	pf.StringVarP(&a.flags.apiKey, "api-key", "k", "", "API key <key_id>:<secret> (env TOKMESH_API_KEY)")
+	pf.StringVarP(&a.flags.output, "output", "o", "table", "output format: table|wide|json|yaml (env TOKMESH_OUTPUT)")
+	pf.StringVar(&a.flags.timeout, "timeout", "30s", "request timeout (env TOKMESH_TIMEOUT)")
+	pf.BoolVar(&a.flags.noColor, "no-color", false, "disable colour (env NO_COLOR)")
+	pf.BoolVarP(&a.flags.quiet, "quiet", "q", false, "suppress notices and table headers")
+	pf.StringVar(&a.flags.config, "config", "", "profile file (env TOKMESH_CLI_CONFIG)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
+
+	root.AddCommand(a.versionCmd(), a.sessionCmd(), a.apikeyCmd())
+	return root
+}
+
+// defaultConfigPath is $XDG_CONFIG_HOME/tokmesh-cli/cli.yaml.
+func (a *app) defaultConfigPath() string {
+	if runtime.GOOS == "windows" {
+		if d := a.env.Getenv("APPDATA"); d != "" {
+			return filepath.Join(d, "tokmesh-cli", "cli.yaml")
+		}
+	}
+	if d := a.env.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "tokmesh-cli", "cli.yaml")
+	}
+	if h := a.env.Getenv("HOME"); h != "" {
+		return filepath.Join(h, ".config", "tokmesh-cli", "cli.yaml")
+	}
+	return ""
+}
+
+// pick returns flag > env > file > default for one setting.
+func (a *app) pick(fs *pflag.FlagSet, flag, envName, fileKey, def string) string {
+	if f := fs.Lookup(flag); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	if envName != "" {
+		if v := a.env.Getenv(envName); v != "" {
+			return v
+		}
+	}
+	if a.file != nil && fileKey != "" && a.file.IsSet(fileKey) {
+		return a.file.GetString(fileKey)
+	}
+	return def
+}
+
+func (a *app) resolveSettings(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	// Output first, so later errors render in the requested format.
+	a.s.output = a.pick(fs, "output", "TOKMESH_OUTPUT", "", "table")
+	a.s.quiet = a.flags.quiet
+
+	path := a.pick(fs, "config", "TOKMESH_CLI_CONFIG", "", "")
+	explicit := path != ""
+	if !explicit {
+		path = a.defaultConfigPath()
+	}
+	a.s.configPath = path
+	if path != "" {
+		fi, err := os.Stat(path)
+		switch {
+		case err == nil:
+			if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+				a.notice("WARN: profile file %s is readable by group/others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+			}
+			v := viper.New()
+			v.SetConfigFile(path)
+			v.SetConfigType("yaml")
+			if err := v.ReadInConfig(); err != nil {
+				return configErr(CodeConfig, "fix or remove the profile file", "cannot read profile file %s: %v", path, err)
+			}
+			a.file = v
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return configErr(CodeConfig, "check --config / TOKMESH_CLI_CONFIG", "cannot read profile file %s: %v", path, err)
+		}
+	}
+	a.s.output = a.pick(fs, "output", "TOKMESH_OUTPUT", "output", "table")
+	switch a.s.output {
+	case "table", "wide", "json", "yaml":
+	default:
+		return usageErr("invalid --output %q (want table, wide, json or yaml)", a.s.output)
+	}
+	to := a.pick(fs, "timeout", "TOKMESH_TIMEOUT", "timeout", "30s")
+	d, err := time.ParseDuration(to)
+	if err != nil || d <= 0 {
+		return usageErr("invalid --timeout %q (want a positive duration such as 30s)", to)
+	}
+	a.s.timeout = d
+	a.s.noColor = a.flags.noColor || a.env.Getenv("NO_COLOR") != "" || (a.file != nil && a.file.GetBool("no_color"))
+	a.s.target = a.pick(fs, "target", "TOKMESH_TARGET", "current", "local")
+	a.s.apiKey = a.pick(fs, "api-key", "TOKMESH_API_KEY", "", "")
+	return nil
+}
+
+// client builds the client for the effective target (once).
+func (a *app) client() (*client.Client, error) {
+	if a.c != nil {
+		return a.c, nil
+	}
+	target := a.s.target
+	var prof targetProfile
+	switch {
+	case target == "local", strings.HasPrefix(target, "unix:"), strings.HasPrefix(target, "npipe:"),
+		strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
+	default:
+		if a.file == nil || !a.file.IsSet("targets."+target) {
+			return nil, configErr(CodeConfig, "use a profile name from the profile file, an http(s):// URL, unix:PATH or local",
+				"unknown target %q", target)
+		}
+		if err := a.file.UnmarshalKey("targets."+target, &prof); err != nil {
+			return nil, configErr(CodeConfig, "fix the profile file", "invalid profile %q: %v", target, err)
+		}
+		switch {
+		case prof.Socket != "":
+			target = "unix:" + prof.Socket
+		case prof.URL != "":
+			target = prof.URL
+		default:
+			return nil, configErr(CodeConfig, "set url or socket in the profile", "profile %q has neither url nor socket", target)
+		}
+	}
+	a.s.profile = prof
+	key := a.s.apiKey
+	if key == "" {
+		switch {
+		case prof.APIKey != "":
+			key = prof.APIKey
+		case prof.APIKeyFile != "":
+			b, err := os.ReadFile(prof.APIKeyFile)
+			if err != nil {
+				return nil, configErr(CodeConfig, "fix api_key_file in the profile", "cannot read api_key_file: %v", err)
+			}
+			key = strings.TrimSpace(string(b))
+		case prof.APIKeyEnv != "":
+			key = a.env.Getenv(prof.APIKeyEnv)
+		}
+	}
+	http := strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
+	if http && key == "" {
+		return nil, configErr(CodeNoAPIKey, "pass -k/--api-key, set TOKMESH_API_KEY, or set api_key in the profile",
+			"no API key for target %s", target)
+	}
+	cfg := client.Config{Target: target, APIKey: key, Timeout: a.s.timeout, UserAgent: "tokmesh-cli/" + buildinfo.Version}
+	if strings.HasPrefix(target, "https://") {
+		tc, err := tlsConfig(prof)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return nil, configErr(CodeConfig, "use an http(s):// URL, unix:PATH or local", "%v", err)
+	}
+	a.c = c
+	return c, nil
+}
+
+func (a *app) ctx(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// confirm guards a dangerous command: --force skips it; on a TTY it asks
+// (want = "" means y/yes, else the exact text); off a TTY it refuses (64).
+func (a *app) confirm(force bool, question, want string) error {
+	if force {
+		return nil
+	}
+	if !a.env.StdinTTY() {
+		return usageErr("refusing a dangerous operation without a terminal; pass --force")
+	}
+	if want == "" {
+		fmt.Fprintf(a.env.Stderr, "%s [y/N] ", question)
+	} else {
+		fmt.Fprintf(a.env.Stderr, "%s\nType %q to confirm: ", question, want)
+	}
+	line, _ := bufio.NewReader(a.env.Stdin).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if want == "" {
+		if l := strings.ToLower(line); l == "y" || l == "yes" {
+			return nil
+		}
+		return errDeclined
+	}
+	if line == want {
+		return nil
+	}
+	return errDeclined
+}
