@@ -47,8 +47,9 @@ var binaries = []binary{
 		Root: "newRootCmd(os.Stdout, os.Stderr)"},
 	{Name: "tokmesh-walctl", Main: "./cmd/tokmesh-walctl", Dir: "internal/walctl", Package: "walctl",
 		Root: "newRoot(&globals{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin})"},
-	// When they land (adjust Dir/Package/Root to where their root command is built):
-	// {Name: "tokmesh-cli", Main: "./cmd/tokmesh-cli", Dir: "internal/cli", Package: "cli", Root: "..."},
+	// When it lands (adjust Dir/Package/Root to where its root command is built):
+	{Name: "tokmesh-cli", Main: "./cmd/tokmesh-cli", Dir: "internal/cli", Package: "cli",
+		Root: "(&app{env: Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, StdinTTY: func() bool { return false }, StdoutTTY: func() bool { return false }}}).buildRoot()"},
 	// {Name: "tokmesh-bench", Main: "./cmd/tokmesh-bench", Dir: "internal/bench", Package: "bench", Root: "..."},
 }
 
