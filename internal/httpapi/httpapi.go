@@ -393,32 +393,9 @@ func readBodyInto(rq *request, buf []byte) ([]byte, *apierr.Error) {
 	}
 }
 
-// engineError maps engine/session errors for session routes.
-func engineError(err error) *apierr.Error {
-	var fe *session.FieldError
-	var qe *session.QuotaError
-	switch {
-	case errors.As(err, &fe):
-		return apierr.Newf(apierr.SessInvalidField, "%s", fe.Error()).WithDetail("field", fe.Field)
-	case errors.As(err, &qe):
-		return apierr.New(apierr.SessQuotaExceeded).WithDetail("limit", qe.Limit)
-	case errors.Is(err, session.ErrTokenMalformed):
-		return apierr.New(apierr.TokenMalformed).WithDetail("field", "token")
-	case errors.Is(err, session.ErrTokenConflict):
-		return apierr.New(apierr.TokenConflict)
-	case errors.Is(err, session.ErrNotFound):
-		return apierr.New(apierr.SessNotFound)
-	case errors.Is(err, session.ErrExpired):
-		return apierr.New(apierr.SessExpired)
-	case errors.Is(err, session.ErrRevoked):
-		return apierr.New(apierr.SessRevoked)
-	case errors.Is(err, engine.ErrStorage):
-		return &apierr.Error{Code: apierr.SysStorage, Err: err}
-	case errors.Is(err, engine.ErrClosed):
-		return &apierr.Error{Code: apierr.SysNotReady, Err: err}
-	}
-	return &apierr.Error{Code: apierr.SysInternal, Err: err}
-}
+// engineError maps engine/session errors for session routes (the one
+// mapping shared with RESP).
+func engineError(err error) *apierr.Error { return engine.APIError(err) }
 
 func (h *Handler) fail(w http.ResponseWriter, rq *request, e *apierr.Error) {
 	if e.Code.Status() >= 500 {

@@ -49,12 +49,35 @@ func appendSessionData(s *session.Session) []byte {
 	return s.AppendJSON(make([]byte, 0, 512))
 }
 
+// DecodeCreateSession decodes a create body (02-http-api §4.1) with the
+// strict rules; TM.CREATE uses the same function, so both protocols accept
+// exactly the same bodies. A client-supplied token that fails the format
+// rule is TM-TOKN-4000.
+func DecodeCreateSession(body []byte) (req session.CreateRequest, token string, tokenSet bool, aerr *apierr.Error) {
+	var ttlSet, idleSet bool
+	aerr = decodeStrict(body,
+		field{name: "user_id", dst: &req.UserID, required: true},
+		field{name: "device_id", dst: &req.DeviceID},
+		field{name: "ttl_seconds", dst: &req.TTLSeconds, set: &ttlSet},
+		field{name: "data", dst: &req.Data},
+		field{name: "token", dst: &token, set: &tokenSet},
+		field{name: "idle_timeout_seconds", dst: &req.IdleTimeoutSeconds, set: &idleSet},
+	)
+	req.TTLSet, req.IdleSet = ttlSet, idleSet
+	if aerr != nil {
+		return req, token, tokenSet, aerr
+	}
+	if tokenSet && !session.ValidToken(token) {
+		return req, token, tokenSet, apierr.New(apierr.TokenMalformed).WithDetail("field", "token")
+	}
+	req.Token = token
+	return req, token, tokenSet, nil
+}
+
 func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
 	var (
-		req              session.CreateRequest
-		token            string
-		tokenSet, ttlSet bool
-		idleSet          bool
+		req      session.CreateRequest
+		tokenSet bool
 	)
 	body, aerr := readBody(rq)
 	if aerr != nil {
@@ -62,27 +85,12 @@ func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
 		h.fail(w, rq, aerr)
 		return
 	}
-	if aerr := decodeStrict(body,
-		field{name: "user_id", dst: &req.UserID, required: true},
-		field{name: "device_id", dst: &req.DeviceID},
-		field{name: "ttl_seconds", dst: &req.TTLSeconds, set: &ttlSet},
-		field{name: "data", dst: &req.Data},
-		field{name: "token", dst: &token, set: &tokenSet},
-		field{name: "idle_timeout_seconds", dst: &req.IdleTimeoutSeconds, set: &idleSet},
-	); aerr != nil {
-		req.TTLSet = ttlSet
+	req, _, tokenSet, aerr = DecodeCreateSession(body)
+	if aerr != nil {
 		h.auditSessionCreate(rq, &req, nil, aerr)
 		h.fail(w, rq, aerr)
 		return
 	}
-	req.TTLSet = ttlSet
-	if tokenSet && !session.ValidToken(token) {
-		aerr := apierr.New(apierr.TokenMalformed).WithDetail("field", "token")
-		h.auditSessionCreate(rq, &req, nil, aerr)
-		h.fail(w, rq, aerr)
-		return
-	}
-	req.Token, req.IdleSet = token, idleSet
 	req.IP, req.UserAgent, req.CreatedBy = rq.caller.ClientIP, rq.caller.UserAgent, rq.caller.KeyID
 	res, err := h.cfg.Engine.Create(req)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/buildinfo"
 	"github.com/yndnr/tokmesh-go/internal/engine"
+	"github.com/yndnr/tokmesh-go/internal/httpapi"
 	"github.com/yndnr/tokmesh-go/internal/session"
 )
 
@@ -77,33 +78,14 @@ func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func ieq(b []byte, s string) bool { return strings.EqualFold(bstr(b), s) }
 
-// engineError maps engine errors to the catalogue exactly like the HTTP API.
+// engineError maps engine errors with the mapping HTTP uses
+// (engine.APIError) and logs the ones that are the node's fault.
 func (s *Server) engineError(err error) *apierr.Error {
-	var fe *session.FieldError
-	var qe *session.QuotaError
-	switch {
-	case errors.As(err, &fe):
-		return apierr.Newf(apierr.SessInvalidField, "%s", fe.Error())
-	case errors.As(err, &qe):
-		return apierr.New(apierr.SessQuotaExceeded)
-	case errors.Is(err, session.ErrTokenMalformed):
-		return apierr.New(apierr.TokenMalformed)
-	case errors.Is(err, session.ErrTokenConflict):
-		return apierr.New(apierr.TokenConflict)
-	case errors.Is(err, session.ErrNotFound):
-		return apierr.New(apierr.SessNotFound)
-	case errors.Is(err, session.ErrExpired):
-		return apierr.New(apierr.SessExpired)
-	case errors.Is(err, session.ErrRevoked):
-		return apierr.New(apierr.SessRevoked)
-	case errors.Is(err, engine.ErrStorage):
-		s.log.Error("resp command failed", "error", err)
-		return &apierr.Error{Code: apierr.SysStorage, Err: err}
-	case errors.Is(err, engine.ErrClosed):
-		return &apierr.Error{Code: apierr.SysNotReady, Err: err}
+	e := engine.APIError(err)
+	if e.Code.Status() >= 500 {
+		s.log.Error("resp command failed", "code", string(e.Code), "error", err.Error())
 	}
-	s.log.Error("resp command failed", "error", err)
-	return &apierr.Error{Code: apierr.SysInternal, Err: err}
+	return e
 }
 
 // notLive reports errors that mean "no live session" for Redis-native commands.
@@ -399,7 +381,8 @@ func (s *Server) cmdCreate(c redcon.Conn, st *connState, args [][]byte) {
 		writeErr(c, apierr.Newf(apierr.ArgInvalid, "syntax: TM.CREATE <json> [TTL <seconds>]"))
 		return
 	}
-	req, token, tokenSet, aerr := decodeCreate(args[1])
+	// The same body rules as POST /sessions: one decoder for both protocols.
+	req, token, tokenSet, aerr := httpapi.DecodeCreateSession(args[1])
 	if aerr != nil {
 		writeErr(c, aerr)
 		return
