@@ -218,12 +218,24 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, rt := rh.h, &rh.rt
 	p := &pipelineRequest{rq: request{Request: r, id: requestID(r), route: rt}}
 	rq := &p.rq
-	if h.cfg.OnRequest != nil {
+	debug := h.log.Enabled(r.Context(), slog.LevelDebug)
+	if h.cfg.OnRequest != nil || debug {
 		p.sw.ResponseWriter = w
 		w = &p.sw
 		start := time.Now()
 		// Deferred before recoverPanic so it runs after it and sees the 500.
-		defer func() { h.cfg.OnRequest(rt.Template, rt.Method, p.sw.statusCode(), time.Since(start).Seconds()) }()
+		defer func() {
+			d := time.Since(start)
+			if h.cfg.OnRequest != nil {
+				h.cfg.OnRequest(rt.Template, rt.Method, p.sw.statusCode(), d.Seconds())
+			}
+			if debug {
+				// One line per request at debug (09-observability §2): route
+				// template only, never bodies, tokens or credentials.
+				h.log.Debug("request", "request_id", rq.id, "method", rt.Method, "route", rt.Template,
+					"status", p.sw.statusCode(), "duration_ms", float64(d.Microseconds())/1000, "key_id", rq.caller.KeyID)
+			}
+		}()
 	}
 	setIDHeaders(w.Header(), rq.id)
 	defer h.recoverPanic(w, rq)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,28 @@ type tcpGuard struct {
 	log     *slog.Logger
 	timeout time.Duration // how long a request may wait for an Argon2 slot
 	m       *metrics.Metrics
+
+	warnMu   sync.Mutex
+	lastWarn map[netip.Addr]time.Time // auth-failure WARN lines: ≤ 1 per client IP per 10 s
+}
+
+// warnAuthFailure logs an authentication failure at WARN, at most once per
+// client IP per 10 s (09-observability §2). Only the key ID (public) and
+// the reason are logged, never the credential.
+func (g *tcpGuard) warnAuthFailure(ip netip.Addr, keyID, reason string) {
+	now := time.Now()
+	g.warnMu.Lock()
+	if g.lastWarn == nil || len(g.lastWarn) > 10000 {
+		g.lastWarn = map[netip.Addr]time.Time{}
+	}
+	last, seen := g.lastWarn[ip]
+	if seen && now.Sub(last) < 10*time.Second {
+		g.warnMu.Unlock()
+		return
+	}
+	g.lastWarn[ip] = now
+	g.warnMu.Unlock()
+	g.log.Warn("authentication failed", "client_ip", ip.String(), "key_id", keyID, "reason", reason)
 }
 
 // setTrusted replaces the trusted proxies (startup and config reload).
@@ -116,6 +139,7 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 		return apierr.New(apierr.AuthNoCredential)
 	case errors.As(err, &af):
 		g.m.AuthFailure(af.Reason)
+		g.warnAuthFailure(ip, af.KeyID, af.Reason)
 		g.auditFailure(r, peer, ip, af)
 		if af.BruteForce && g.brute.AuthFailure(ip) {
 			g.auditBlock(r, ip, "auth_failures")
@@ -126,6 +150,7 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.Is(err, auth.ErrBadCredential):
 		g.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
+		g.warnAuthFailure(ip, "", "malformed")
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
 		g.m.RateLimitRejection()
