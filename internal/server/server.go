@@ -55,6 +55,7 @@ type Server struct {
 	sec      *security
 	started  time.Time
 	metrics  *metrics.Metrics
+	traffic  *traffic // business qps/p99 of the last 10 s (admin status)
 	resp     *respapi.Server
 	// ConfigFile is the file the configuration came from ("" = none).
 	ConfigFile string
@@ -90,7 +91,8 @@ func New(cfg *config.Config, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{log: o.Logger, getenv: o.Getenv, reload: o.Reload, logLevel: o.LogLevel, fatalCh: make(chan error, 1),
-		addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now(), ConfigFile: o.ConfigFile}
+		addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now(), ConfigFile: o.ConfigFile,
+		traffic: newTraffic()}
 	s.cfg.Store(cfg)
 	if s.tcpGuard == nil {
 		s.tcpGuard = s.lazy
@@ -194,7 +196,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// One Admin for every listener: the gc throttle and status cache live in it.
 	sec.admin = &httpapi.Admin{Keys: sec.keys, Engine: s.Engine, Config: s.config,
-		NodeID: eng.Node().NodeID, StartedAt: s.started, ConfigFile: s.ConfigFile, Reload: s.Reload}
+		NodeID: eng.Node().NodeID, StartedAt: s.started, ConfigFile: s.ConfigFile, Reload: s.Reload,
+		Traffic: s.traffic.snapshot}
 	sec.backups = &httpapi.Backups{Engine: s.Engine, KeyTable: sec.keyTable, MergeKeys: sec.mergeKeys,
 		MaxUploadSize: cfg.Server.Limits.MaxUploadSize.Bytes()}
 	s.mu.Lock()
@@ -264,8 +267,14 @@ func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
 	if s.metrics != nil {
 		hc.Metrics = s.metrics.Handler()
 		hc.MetricsAuth = s.config().Telemetry.Metrics.AuthEnabled
-		if !local {
-			hc.OnRequest = s.metrics.ObserveHTTPSeconds
+	}
+	if !local { // the admin socket's own calls stay out of the series
+		m, tr := s.metrics, s.traffic // Metrics methods are no-ops on nil
+		hc.OnRequest = func(route, method string, status int, seconds float64) {
+			m.ObserveHTTPSeconds(route, method, status, seconds)
+			if isBusinessRoute(route) {
+				tr.observe(seconds)
+			}
 		}
 	}
 	s.mu.Lock()
