@@ -30,10 +30,14 @@ build:
 run:
 	$(GO) run ./cmd/tokmesh-server
 
-# deps installs what the tests need on a fresh machine. Today that is only
-# the Go module cache; system packages join here as tests start using them.
+# deps installs what the tests need on a fresh machine: the Go modules and
+# redis-cli (Debian redis-tools) for the scripted RESP session test.
 deps:
 	$(GO) mod download
+	@command -v redis-cli >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq redis-tools) || { echo "deps: installing redis-tools failed"; exit 1; }; \
+	  else echo "deps: redis-cli not found and no apt-get; TestRedisCLI_ScriptedSession will be skipped outside CI"; fi; }
 
 lint: vet
 vet:

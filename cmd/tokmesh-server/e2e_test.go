@@ -24,6 +24,8 @@ type node struct {
 	cmd    *exec.Cmd
 	dir    string
 	http   string // host:port
+	// listeners maps listener names (http, resp, local, …) to bound addresses.
+	listeners map[string]string
 	mu     sync.Mutex
 	stdout bytes.Buffer
 	local  *http.Client
@@ -47,7 +49,7 @@ func startNode(t *testing.T, dir string, args ...string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan string, 1)
+	ready := make(chan map[string]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -61,13 +63,13 @@ func startNode(t *testing.T, dir string, args ...string) *node {
 				Listeners map[string]string `json:"listeners"`
 			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "node ready" {
-				ready <- rec.Listeners["http"]
+				ready <- rec.Listeners
 			}
 		}
 	}()
 	select {
-	case addr := <-ready:
-		n.http = addr
+	case ls := <-ready:
+		n.http, n.listeners = ls["http"], ls
 	case <-time.After(30 * time.Second):
 		n.cmd.Process.Kill()
 		t.Fatalf("node did not become ready:\n%s", n.logs())
