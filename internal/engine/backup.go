@@ -37,13 +37,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/oklog/ulid/v2"
 
@@ -155,25 +153,9 @@ type backupState struct {
 // maxRestoreJobs bounds the remembered restore jobs (oldest forgotten first).
 const maxRestoreJobs = 100
 
-// engineStates holds the backupState of every engine, keyed weakly so an
-// engine that is no longer referenced takes its state with it. It lives
-// beside Engine rather than in it only because engine.go is not part of
-// this change; a field on Engine would replace bk()'s body with
-// `return &e.bk`. The state survives Close, so a request admitted before
-// Close can still exit after it.
-var engineStates sync.Map // weak.Pointer[Engine] → *backupState
-
-func (e *Engine) bk() *backupState {
-	k := weak.Make(e)
-	if v, ok := engineStates.Load(k); ok {
-		return v.(*backupState)
-	}
-	v, loaded := engineStates.LoadOrStore(k, &backupState{jobs: map[string]*RestoreJob{}})
-	if !loaded {
-		runtime.AddCleanup(e, func(k weak.Pointer[Engine]) { engineStates.Delete(k) }, k)
-	}
-	return v.(*backupState)
-}
+// bk returns the engine's backup/restore state. It survives Close, so a
+// request admitted before Close can still exit after it.
+func (e *Engine) bk() *backupState { return e.bkState }
 
 // Maintenance reports whether a restore is running: /ready answers 503
 // (maintenance: "restoring") and every business request 503 TM-ADMIN-5031

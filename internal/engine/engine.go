@@ -142,6 +142,8 @@ type Engine struct {
 	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started
 	recoveryInfo RecoveryInfo
 
+	bkState *backupState // backup/restore jobs, maintenance flag, business gate
+
 	fatal     atomic.Pointer[error]
 	closed    atomic.Bool
 	stop      chan struct{}
@@ -188,7 +190,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = 64 << 20
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), bkState: &backupState{jobs: map[string]*RestoreJob{}}}
 	e.SetSnapshotPolicy(cfg.SnapshotInterval, cfg.SnapshotWALThreshold)
 	lock, err := datadir.Acquire(cfg.DataDir)
 	if err != nil {
