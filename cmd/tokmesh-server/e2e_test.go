@@ -20,16 +20,16 @@ import (
 
 // node is a real tokmesh-server process on a temp data dir.
 type node struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	dir    string
-	http   string // host:port
+	t    *testing.T
+	cmd  *exec.Cmd
+	dir  string
+	http string // host:port
 	// listeners maps listener names (http, resp, local, …) to bound addresses.
 	listeners map[string]string
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	local  *http.Client
-	tcp    *http.Client
+	mu        sync.Mutex
+	stdout    bytes.Buffer
+	local     *http.Client
+	tcp       *http.Client
 }
 
 func startNode(t *testing.T, dir string, args ...string) *node {
