@@ -100,11 +100,17 @@ func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
 		return
 	}
 	h.auditSessionCreate(rq, &req, &res, nil)
-	b := make([]byte, 0, 160)
+	writeData(w, http.StatusCreated, rq.id, AppendCreateResult(make([]byte, 0, 160), &res, tokenSet))
+}
+
+// AppendCreateResult appends the create reply {"session_id","token"?,
+// "expires_at","evicted_session_id"?} — the token only when the server
+// generated it. TM.CREATE replies with the same object.
+func AppendCreateResult(b []byte, res *session.CreateResult, tokenSupplied bool) []byte {
 	b = append(b, `{"session_id":"`...)
 	b = append(b, res.Session.ID.String()...)
 	b = append(b, '"')
-	if !tokenSet {
+	if !tokenSupplied {
 		b = append(b, `,"token":`...)
 		b = appendJSONString(b, res.Token)
 	}
@@ -115,8 +121,7 @@ func (h *Handler) createSession(w http.ResponseWriter, rq *request) {
 		b = append(b, res.EvictedID.String()...)
 		b = append(b, '"')
 	}
-	b = append(b, '}')
-	writeData(w, http.StatusCreated, rq.id, b)
+	return append(b, '}')
 }
 
 func (h *Handler) getSession(w http.ResponseWriter, rq *request) {

@@ -405,22 +405,7 @@ func (s *Server) cmdCreate(c redcon.Conn, st *connState, args [][]byte) {
 		writeErr(c, s.engineError(err))
 		return
 	}
-	b := st.buf[:0]
-	b = append(b, `{"session_id":"`...)
-	b = append(b, res.Session.ID.String()...)
-	b = append(b, '"')
-	if !tokenSet {
-		b = append(b, `,"token":`...)
-		b = strconv.AppendQuote(b, res.Token) // generated tokens are URL-safe ASCII
-	}
-	b = append(b, `,"expires_at":`...)
-	b = strconv.AppendInt(b, res.Session.ExpiresAt, 10)
-	if !res.EvictedID.IsZero() {
-		b = append(b, `,"evicted_session_id":"`...)
-		b = append(b, res.EvictedID.String()...)
-		b = append(b, '"')
-	}
-	b = append(b, '}')
+	b := httpapi.AppendCreateResult(st.buf[:0], &res, tokenSet)
 	c.WriteBulk(b)
 	st.buf = b
 }
