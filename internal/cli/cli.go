@@ -294,7 +294,7 @@ which needs no API key.`,
 	pf.StringVar(&a.flags.config, "config", "", "profile file (env TOKMESH_CLI_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 
-	root.AddCommand(a.versionCmd(), a.sessionCmd(), a.apikeyCmd())
+	root.AddCommand(a.versionCmd(), a.sessionCmd(), a.apikeyCmd(), a.topCmd())
 	return root
 }
 
