@@ -31,6 +31,13 @@ type Authenticator struct {
 
 	hits, misses atomic.Uint64
 
+	// flights holds one entry per credential hash whose Argon2 check is
+	// running: concurrent misses of the same credential (50 gateway
+	// connections authenticating at once) wait for it instead of each
+	// running Argon2.
+	flightMu sync.Mutex
+	flights  map[[32]byte]chan struct{}
+
 	mu        sync.Mutex // serialises Update and Sweep
 	lastSweep int64      // ms
 }
@@ -168,6 +175,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 		}
 	}
 	if matched == "" {
+		if done := a.joinFlight(&sum); done != nil {
+			// Another caller is checking this exact credential: wait for
+			// it, then retry the cache. If it failed (wrong secret,
+			// overload) this caller runs its own check below.
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return a.Authenticate(ctx, credential, clientIP)
+		}
+		defer a.endFlight(&sum)
 		a.misses.Add(1)
 		var err error
 		ak, matched, err = a.verify(ctx, keyID, secret)
@@ -185,6 +204,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 }
 
 // verify is step 9 on a cache miss.
+// joinFlight returns nil when the caller now owns the check of this
+// credential hash (it must call endFlight), else a channel closed when the
+// owner's check ends.
+func (a *Authenticator) joinFlight(sum *[32]byte) <-chan struct{} {
+	a.flightMu.Lock()
+	defer a.flightMu.Unlock()
+	if ch, ok := a.flights[*sum]; ok {
+		return ch
+	}
+	if a.flights == nil {
+		a.flights = make(map[[32]byte]chan struct{})
+	}
+	a.flights[*sum] = make(chan struct{})
+	return nil
+}
+
+func (a *Authenticator) endFlight(sum *[32]byte) {
+	a.flightMu.Lock()
+	ch := a.flights[*sum]
+	delete(a.flights, *sum)
+	a.flightMu.Unlock()
+	close(ch)
+}
+
 func (a *Authenticator) verify(ctx context.Context, keyID, secret string) (*authKey, string, error) {
 	ak := a.table.Load().keys[keyID]
 	if ak == nil {

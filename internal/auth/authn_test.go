@@ -135,6 +135,50 @@ func TestAuthenticate_CacheHitSkipsArgon2(t *testing.T) {
 	}
 }
 
+func TestAuthenticate_ConcurrentMissesRunArgon2Once(t *testing.T) {
+	e := newEnv(t)
+	_, cred := e.create(CreateRequest{})
+	v := e.authn.Stats().Verifications
+	// 50 connections authenticating with a cold cache at the same moment.
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.auth(cred, "127.0.0.1")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.authn.Stats().Verifications - v; got != 1 {
+		t.Fatalf("%d Argon2 runs for 50 concurrent first uses of one key, want 1", got)
+	}
+	// Concurrent wrong secrets are not shared: each is checked (and fails).
+	bad := cred[:32] + NewSecret()
+	v = e.authn.Stats().Verifications
+	var wg2 sync.WaitGroup
+	for range 3 {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			if _, err := e.auth(bad, "127.0.0.1"); failureOf(err) == nil {
+				t.Error("wrong secret accepted")
+			}
+		}()
+	}
+	wg2.Wait()
+	if got := e.authn.Stats().Verifications - v; got != 3 {
+		t.Fatalf("%d Argon2 runs for 3 wrong-secret attempts, want 3", got)
+	}
+}
+
 func TestAuthenticate_CacheHitStillChecksKeyTable(t *testing.T) {
 	e := newEnv(t)
 	k, cred := e.create(CreateRequest{ExpiresAt: e.clock.Now().Add(10 * time.Second).UnixMilli()})
