@@ -64,6 +64,7 @@ type Server struct {
 	tlsReloader *tlsutil.Reloader
 	stopTLS     func()
 	tlsConf     atomic.Pointer[tls.Config] // what HTTPS handshakes use (swapped by reloads)
+	respTLSConf atomic.Pointer[tls.Config] // what RESP-TLS handshakes use (same material, no ALPN)
 	closed      bool
 }
 
@@ -217,14 +218,14 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if cfg.Server.RESP.Enabled {
+	if cfg.Server.RESP.Enabled || cfg.Server.RESPTLSActive() {
 		if err := s.startRESP(eng, sec); err != nil {
 			s.Close()
 			return err
 		}
 	}
 	if cfg.Server.Local.Enabled {
-		if err := s.listenLocal(cfg.SocketPath()); err != nil {
+		if err := s.listenLocal(cfg.Server.Local.PipeName, cfg.SocketPath()); err != nil {
 			s.Close()
 			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
 		}
@@ -330,7 +331,17 @@ func (s *Server) listenHTTP(name, addr string, guard httpapi.Guard) error {
 	return nil
 }
 
-func (s *Server) listenLocal(path string) error {
+// listenLocal opens the local admin endpoint: the named pipe on Windows
+// (unless server.local.socket_path is set explicitly), else the Unix socket.
+func (s *Server) listenLocal(pipe, path string) error {
+	if runtime.GOOS == "windows" && s.config().Server.Local.SocketPath == "" {
+		l, err := localadmin.ListenPipe(pipe)
+		if err != nil {
+			return fmt.Errorf("local admin pipe %s: %w", pipe, err)
+		}
+		s.serve("local", l, s.swappable(localGuard{replay: s.sec.replay}, true))
+		return nil
+	}
 	l, err := localadmin.Listen(path)
 	if err != nil {
 		return fmt.Errorf("local admin socket %s: %w", path, err)
