@@ -37,13 +37,34 @@ const maxAuditUA = 512
 // auditRecord fills the caller fields of a record. It never touches the
 // body, headers other than the peer address, or any credential.
 func (h *Handler) auditRecord(rq *request, action, resource string) audit.Record {
-	ua := rq.caller.UserAgent
+	return h.auditCaller(rq).record(action, resource)
+}
+
+// auditCaller describes the caller of rq for its audit records.
+func (h *Handler) auditCaller(rq *request) AuditCaller {
+	return AuditCaller{RequestID: rq.id, KeyID: rq.caller.KeyID, Role: rq.caller.Role,
+		TCPRemoteIP: peerIP(rq.RemoteAddr), ClientIP: addrString(rq.caller.ClientIP), UserAgent: rq.caller.UserAgent}
+}
+
+// AuditCaller is who made a session write, for its audit record: the same
+// fields whatever the protocol (HTTP, RESP), never a credential.
+type AuditCaller struct {
+	RequestID   string // "" when the protocol has none (RESP)
+	KeyID       string // API key ID or LOCAL_ADMIN: the record's actor
+	Role        string
+	TCPRemoteIP string
+	ClientIP    string
+	UserAgent   string // the caller's (HTTP User-Agent, RESP connection name)
+}
+
+func (c AuditCaller) record(action, resource string) audit.Record {
+	ua := c.UserAgent
 	if len(ua) > maxAuditUA {
 		ua = truncateUTF8(ua, maxAuditUA)
 	}
 	return audit.Record{
-		RequestID: rq.id, Actor: rq.caller.KeyID, Role: rq.caller.Role, Action: action, Resource: resource,
-		TCPRemoteIP: peerIP(rq.RemoteAddr), ClientIP: addrString(rq.caller.ClientIP), UserAgent: ua,
+		RequestID: c.RequestID, Actor: c.KeyID, Role: c.Role, Action: action, Resource: resource,
+		TCPRemoteIP: c.TCPRemoteIP, ClientIP: c.ClientIP, UserAgent: ua,
 	}
 }
 
@@ -64,14 +85,18 @@ func (h *Handler) auditAttempt(rec audit.Record) *apierr.Error {
 // auditOutcome queues the success or failure record (never blocks). The
 // record's Details map is handed over to the log.
 func (h *Handler) auditOutcome(rec audit.Record, aerr *apierr.Error) {
-	if h.cfg.Audit == nil {
+	auditOutcome(h.cfg.Audit, rec, aerr)
+}
+
+func auditOutcome(l *audit.Log, rec audit.Record, aerr *apierr.Error) {
+	if l == nil {
 		return
 	}
 	rec.Result = audit.ResultSuccess
 	if aerr != nil {
 		rec.Result, rec.Code = audit.ResultFailure, string(aerr.Code)
 	}
-	h.cfg.Audit.Record(rec)
+	l.Record(rec)
 }
 
 func cloneDetails(d map[string]any) map[string]any {
@@ -114,15 +139,36 @@ func truncateUTF8(s string, n int) string {
 }
 
 // --- session audit (asynchronous: session traffic never blocks on audit) ---
+//
+// The exported functions write the session records of HTTP and RESP alike
+// (one code path, the same action names and fields); l == nil writes none.
 
-// auditSessionCreate records session.create (and session.evict when the
+func (h *Handler) auditSessionCreate(rq *request, req *session.CreateRequest, res *session.CreateResult, aerr *apierr.Error) {
+	if h.cfg.Audit != nil {
+		AuditSessionCreate(h.cfg.Audit, h.auditCaller(rq), req, res, aerr)
+	}
+}
+
+func (h *Handler) auditSessionRevoke(rq *request, id string, revoked bool, aerr *apierr.Error) {
+	if h.cfg.Audit != nil {
+		AuditSessionRevoke(h.cfg.Audit, h.auditCaller(rq), id, revoked, aerr)
+	}
+}
+
+func (h *Handler) auditRevokeAll(rq *request, userID string, n int, aerr *apierr.Error) {
+	if h.cfg.Audit != nil {
+		AuditRevokeAll(h.cfg.Audit, h.auditCaller(rq), userID, n, aerr)
+	}
+}
+
+// AuditSessionCreate records session.create (and session.evict when the
 // quota policy revoked a session). resource is the new session's ID; details
 // carry user_id and ttl_seconds — never the token or the data map.
-func (h *Handler) auditSessionCreate(rq *request, req *session.CreateRequest, res *session.CreateResult, aerr *apierr.Error) {
-	if h.cfg.Audit == nil {
+func AuditSessionCreate(l *audit.Log, c AuditCaller, req *session.CreateRequest, res *session.CreateResult, aerr *apierr.Error) {
+	if l == nil {
 		return
 	}
-	rec := h.auditRecord(rq, actionSessionCreate, "")
+	rec := c.record(actionSessionCreate, "")
 	d := map[string]any{"user_id": req.UserID}
 	if res != nil {
 		rec.Resource = res.Session.ID.String()
@@ -131,35 +177,35 @@ func (h *Handler) auditSessionCreate(rq *request, req *session.CreateRequest, re
 		d["ttl_seconds"] = req.TTLSeconds
 	}
 	rec.Details = d
-	h.auditOutcome(rec, aerr)
+	auditOutcome(l, rec, aerr)
 	if res != nil && !res.EvictedID.IsZero() {
-		ev := h.auditRecord(rq, actionSessionEvict, res.EvictedID.String())
+		ev := c.record(actionSessionEvict, res.EvictedID.String())
 		ev.Details = map[string]any{"user_id": req.UserID, "new_session_id": res.Session.ID.String()}
-		h.auditOutcome(ev, nil)
+		auditOutcome(l, ev, nil)
 	}
 }
 
-// auditSessionRevoke records session.revoke; id is "" for a malformed ID
-// (the raw path value is never recorded: it might be anything).
-func (h *Handler) auditSessionRevoke(rq *request, id string, revoked bool, aerr *apierr.Error) {
-	if h.cfg.Audit == nil {
+// AuditSessionRevoke records session.revoke; id is "" for a malformed ID
+// (the raw value is never recorded: it might be anything).
+func AuditSessionRevoke(l *audit.Log, c AuditCaller, id string, revoked bool, aerr *apierr.Error) {
+	if l == nil {
 		return
 	}
-	rec := h.auditRecord(rq, actionSessionRevoke, id)
+	rec := c.record(actionSessionRevoke, id)
 	if aerr == nil {
 		rec.Details = map[string]any{"revoked": revoked}
 	}
-	h.auditOutcome(rec, aerr)
+	auditOutcome(l, rec, aerr)
 }
 
-// auditRevokeAll records session.revoke_all.
-func (h *Handler) auditRevokeAll(rq *request, userID string, n int, aerr *apierr.Error) {
-	if h.cfg.Audit == nil {
+// AuditRevokeAll records session.revoke_all.
+func AuditRevokeAll(l *audit.Log, c AuditCaller, userID string, n int, aerr *apierr.Error) {
+	if l == nil {
 		return
 	}
-	rec := h.auditRecord(rq, actionSessionRevokeAll, userID)
+	rec := c.record(actionSessionRevokeAll, userID)
 	rec.Details = map[string]any{"revoked_count": n}
-	h.auditOutcome(rec, aerr)
+	auditOutcome(l, rec, aerr)
 }
 
 // --- GET /admin/v1/audit/logs ---

@@ -350,6 +350,38 @@ func (m *Metrics) ObserveRESP(command string, ok bool, d time.Duration) {
 	m.respDuration[i].Observe(d.Seconds())
 }
 
+// RESPSeries is one RESP command's pre-resolved series, for callers that
+// know the command ahead (the RESP command table): Observe does no lookup.
+type RESPSeries struct {
+	count [2]prometheus.Counter // [error, ok]
+	dur   prometheus.Observer
+}
+
+// RESPCommand returns command's series ("unknown" for names that are not
+// TokMesh commands); nil when m is nil. Observe on a nil *RESPSeries does
+// nothing.
+func (m *Metrics) RESPCommand(command string) *RESPSeries {
+	if m == nil {
+		return nil
+	}
+	i := respIndex(command)
+	return &RESPSeries{count: m.respCount[i], dur: m.respDuration[i]}
+}
+
+// Observe counts one command with its result (ok = not an error reply) and
+// duration in seconds. It neither locks nor allocates.
+func (r *RESPSeries) Observe(ok bool, seconds float64) {
+	if r == nil {
+		return
+	}
+	i := 0
+	if ok {
+		i = 1
+	}
+	r.count[i].Inc()
+	r.dur.Observe(seconds)
+}
+
 // respIndex finds command case-insensitively without allocating.
 func respIndex(command string) int {
 	last := len(respCommands) - 1 // "unknown"

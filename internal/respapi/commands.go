@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/buildinfo"
 	"github.com/yndnr/tokmesh-go/internal/engine"
 	"github.com/yndnr/tokmesh-go/internal/httpapi"
+	"github.com/yndnr/tokmesh-go/internal/metrics"
 	"github.com/yndnr/tokmesh-go/internal/session"
 )
 
@@ -38,6 +40,8 @@ type command struct {
 	first int // COMMAND key spec
 	last  int
 	fn    func(c redcon.Conn, st *connState, args [][]byte)
+	// series is the command's tokmesh_resp_* series (nil without metrics).
+	series *metrics.RESPSeries
 }
 
 func commandTable(s *Server) map[string]*command {
@@ -64,6 +68,7 @@ func commandTable(s *Server) map[string]*command {
 		{name: "PTTL", arity: 2, cap: auth.CapReadSession, flags: flagGated, first: 1, last: 1, fn: s.cmdPTTL},
 		{name: "EXPIRE", arity: -3, cap: auth.CapWrite, flags: flagGated | flagWrite, first: 1, last: 1, fn: s.cmdExpire},
 		{name: "DEL", arity: -2, cap: auth.CapWrite, flags: flagGated | flagWrite, first: 1, last: -1, fn: s.cmdDel},
+		{name: "SCAN", arity: -2, cap: auth.CapScan, flags: flagGated, fn: s.cmdScan},
 	}
 	m := make(map[string]*command, len(list))
 	for _, c := range list {
@@ -315,29 +320,39 @@ func (s *Server) sortedCommands() []*command {
 	return out
 }
 
+// INFO sections (03-resp-api §5), in Redis's order.
+const (
+	infoServer = 1 << iota
+	infoStats
+	infoKeyspace
+	infoAll = infoServer | infoStats | infoKeyspace
+)
+
 func (s *Server) cmdInfo(c redcon.Conn, st *connState, args [][]byte) {
-	want := map[string]bool{}
+	want := 0
 	if len(args) == 1 {
-		want["server"], want["keyspace"], want["stats"] = true, true, true
+		want = infoAll
 	}
 	for _, a := range args[1:] {
-		switch sec := strings.ToLower(string(a)); sec {
+		switch strings.ToLower(string(a)) {
 		case "default", "all", "everything":
-			want["server"], want["keyspace"], want["stats"] = true, true, true
-		default:
-			want[sec] = true
+			want = infoAll
+		case "server":
+			want |= infoServer
+		case "stats":
+			want |= infoStats
+		case "keyspace":
+			want |= infoKeyspace
 		}
 	}
 	var b strings.Builder
-	if want["server"] {
-		port := 0
-		if a := s.Addr(); a != nil {
-			if ta, ok := a.(interface{ String() string }); ok {
-				if i := strings.LastIndexByte(ta.String(), ':'); i >= 0 {
-					port, _ = strconv.Atoi(ta.String()[i+1:])
-				}
-			}
+	header := func(title string) {
+		if b.Len() > 0 {
+			b.WriteString("\r\n") // a blank line between sections, as Redis writes
 		}
+		b.WriteString("# " + title + "\r\n")
+	}
+	if want&infoServer != 0 {
 		ver := s.cfg.Version
 		if ver == "" {
 			ver = buildinfo.Version
@@ -346,26 +361,56 @@ func (s *Server) cmdInfo(c redcon.Conn, st *connState, args [][]byte) {
 		if nodeID == "" {
 			nodeID = s.cfg.Engine.Node().NodeID
 		}
-		fmt.Fprintf(&b, "# Server\r\nredis_version:7.2.0\r\ntokmesh_version:%s\r\ntokmesh_mode:%s\r\ntokmesh_node_id:%s\r\nos:%s\r\narch_bits:%d\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\n",
-			ver, s.cfg.Mode, nodeID, runtime.GOOS, strconv.IntSize, os.Getpid(), port, int64(time.Since(s.start)/time.Second))
+		header("Server")
+		fmt.Fprintf(&b, "redis_version:7.2.0\r\ntokmesh_version:%s\r\ntokmesh_mode:%s\r\ntokmesh_node_id:%s\r\nos:%s\r\narch_bits:%d\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\n",
+			ver, s.cfg.Mode, nodeID, runtime.GOOS, strconv.IntSize, os.Getpid(), localPort(c), int64(time.Since(s.start)/time.Second))
 	}
-	if want["keyspace"] {
-		b.WriteString("# Keyspace\r\n")
+	if want&infoStats != 0 {
+		header("Stats")
+		fmt.Fprintf(&b, "total_connections_received:%d\r\ntotal_commands_processed:%d\r\ninstantaneous_ops_per_sec:%d\r\nrejected_connections:%d\r\nkeyspace_hits:%d\r\nkeyspace_misses:%d\r\ntokmesh_validations_valid:%d\r\ntokmesh_validations_invalid:%d\r\n",
+			s.connsTotal.Load(), s.commands.Load(), s.opsPerSec.Load(), s.rejected.Load(), s.hits.Load(), s.misses.Load(), s.valid.Load(), s.invalid.Load())
+	}
+	if want&infoKeyspace != 0 {
+		header("Keyspace")
+		// A standalone node is primary of every partition: every live
+		// session counts. Every session expires, so expires = keys.
 		if n := s.cfg.Engine.Store().Stats().Live; n > 0 {
-			// avg_ttl is not tracked by the store yet.
-			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", n, n)
+			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=%d\r\n", n, n, s.cfg.Engine.AvgTTLMillis())
 		}
 	}
-	if want["stats"] {
-		fmt.Fprintf(&b, "# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:%d\r\nkeyspace_hits:%d\r\nkeyspace_misses:%d\r\ntokmesh_validations_valid:%d\r\ntokmesh_validations_invalid:%d\r\n",
-			s.connsTotal.Load(), s.commands.Load(), s.rejected.Load(), s.hits.Load(), s.misses.Load(), s.valid.Load(), s.invalid.Load())
-	}
 	c.WriteBulkString(b.String())
+}
+
+// localPort is the port the client connected to (INFO tcp_port: the
+// plaintext or the TLS port).
+func localPort(c redcon.Conn) int {
+	if nc := c.NetConn(); nc != nil {
+		if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+			return a.Port
+		}
+	}
+	return 0
 }
 
 // ---- session commands ----
 
 func (s *Server) cmdCreate(c redcon.Conn, st *connState, args [][]byte) {
+	var req session.CreateRequest
+	res, tokenSet, aerr := s.create(st, args, &req)
+	// Audited like POST /sessions: every create, success or failure.
+	if aerr != nil {
+		httpapi.AuditSessionCreate(s.cfg.Audit, s.auditCaller(st), &req, nil, aerr)
+		writeErr(c, aerr)
+		return
+	}
+	httpapi.AuditSessionCreate(s.cfg.Audit, s.auditCaller(st), &req, &res, nil)
+	b := httpapi.AppendCreateResult(st.buf[:0], &res, tokenSet)
+	c.WriteBulk(b)
+	st.buf = b
+}
+
+// create parses TM.CREATE into *req and runs it.
+func (s *Server) create(st *connState, args [][]byte, req *session.CreateRequest) (session.CreateResult, bool, *apierr.Error) {
 	var ttl int64
 	ttlArg := false
 	switch {
@@ -373,41 +418,46 @@ func (s *Server) cmdCreate(c redcon.Conn, st *connState, args [][]byte) {
 	case len(args) == 4 && ieq(args[2], "TTL"):
 		n, err := strconv.ParseInt(bstr(args[3]), 10, 64)
 		if err != nil {
-			writeErr(c, apierr.Newf(apierr.ArgInvalid, "TTL must be an integer"))
-			return
+			return session.CreateResult{}, false, apierr.Newf(apierr.ArgInvalid, "TTL must be an integer")
 		}
 		ttl, ttlArg = n, true
 	default:
-		writeErr(c, apierr.Newf(apierr.ArgInvalid, "syntax: TM.CREATE <json> [TTL <seconds>]"))
-		return
+		return session.CreateResult{}, false, apierr.Newf(apierr.ArgInvalid, "syntax: TM.CREATE <json> [TTL <seconds>]")
 	}
 	// The same body rules as POST /sessions: one decoder for both protocols.
-	req, token, tokenSet, aerr := httpapi.DecodeCreateSession(args[1])
+	r, token, tokenSet, aerr := httpapi.DecodeCreateSession(args[1])
+	*req = r
 	if aerr != nil {
-		writeErr(c, aerr)
-		return
+		return session.CreateResult{}, tokenSet, aerr
 	}
 	if ttlArg {
 		if req.TTLSet {
-			writeErr(c, apierr.Newf(apierr.ArgConflicting, "TTL and ttl_seconds are both set"))
-			return
+			return session.CreateResult{}, tokenSet, apierr.Newf(apierr.ArgConflicting, "TTL and ttl_seconds are both set")
 		}
 		req.TTLSeconds, req.TTLSet = ttl, true
 	}
 	if tokenSet && !session.ValidToken(token) {
-		writeCode(c, apierr.TokenMalformed)
-		return
+		return session.CreateResult{}, tokenSet, apierr.New(apierr.TokenMalformed)
 	}
 	req.Token = token
 	req.IP, req.UserAgent, req.CreatedBy = st.ip, st.name, st.p.KeyID
-	res, err := s.cfg.Engine.Create(req)
+	res, err := s.cfg.Engine.Create(*req)
 	if err != nil {
-		writeErr(c, s.engineError(err))
-		return
+		return res, tokenSet, s.engineError(err)
 	}
-	b := httpapi.AppendCreateResult(st.buf[:0], &res, tokenSet)
-	c.WriteBulk(b)
-	st.buf = b
+	return res, tokenSet, nil
+}
+
+// auditCaller describes the connection's caller for session audit records:
+// actor = the authenticated key ID, user agent = the connection name; RESP
+// has no request IDs.
+func (s *Server) auditCaller(st *connState) httpapi.AuditCaller {
+	ip := st.ip.String()
+	c := httpapi.AuditCaller{TCPRemoteIP: ip, ClientIP: ip, UserAgent: st.name}
+	if st.p != nil {
+		c.KeyID, c.Role = st.p.KeyID, string(st.p.Role)
+	}
+	return c
 }
 
 func (s *Server) cmdValidate(c redcon.Conn, st *connState, args [][]byte) {
@@ -423,25 +473,28 @@ func (s *Server) cmdValidate(c redcon.Conn, st *connState, args [][]byte) {
 	sess, err := s.cfg.Engine.Validate(bstr(args[1]), touch, st.ip, st.name)
 	if err == nil {
 		s.valid.Add(1)
+		s.m.Validation("valid")
 		st.buf = sess.AppendJSON(st.buf[:0])
 		c.WriteBulk(st.buf)
 		return
 	}
 	var code apierr.Code
+	var result string // tokmesh_token_validations_total{result}
 	switch {
 	case errors.Is(err, session.ErrTokenMalformed):
-		code = apierr.TokenMalformed
+		code, result = apierr.TokenMalformed, "malformed"
 	case errors.Is(err, session.ErrNotFound):
-		code = apierr.TokenUnknown
+		code, result = apierr.TokenUnknown, "unknown"
 	case errors.Is(err, session.ErrExpired):
-		code = apierr.TokenExpired
+		code, result = apierr.TokenExpired, "expired"
 	case errors.Is(err, session.ErrRevoked):
-		code = apierr.TokenRevoked
+		code, result = apierr.TokenRevoked, "revoked"
 	default:
 		writeErr(c, s.engineError(err))
 		return
 	}
 	s.invalid.Add(1)
+	s.m.Validation(result)
 	if (code == apierr.TokenMalformed || code == apierr.TokenUnknown) && s.cfg.Brute != nil {
 		if s.cfg.Brute.TokenFailure(st.ip) {
 			s.auditBlock(st.ip, "token_failures")
@@ -484,14 +537,9 @@ func (s *Server) cmdRenew(c redcon.Conn, st *connState, args [][]byte) {
 }
 
 func (s *Server) cmdRevoke(c redcon.Conn, st *connState, args [][]byte) {
-	id, ok := s.parseID(args[1])
-	if !ok {
-		c.WriteInt(0)
-		return
-	}
-	revoked, err := s.cfg.Engine.Revoke(id)
-	if err != nil {
-		writeErr(c, s.engineError(err))
+	revoked, aerr := s.revoke(st, args[1])
+	if aerr != nil {
+		writeErr(c, aerr)
 		return
 	}
 	if revoked {
@@ -501,25 +549,52 @@ func (s *Server) cmdRevoke(c redcon.Conn, st *connState, args [][]byte) {
 	}
 }
 
+// revoke revokes one session (TM.REVOKE, each key of DEL) and audits it
+// like POST /sessions/{id}/revoke: a malformed ID names no session and is
+// recorded with an empty resource.
+func (s *Server) revoke(st *connState, arg []byte) (bool, *apierr.Error) {
+	id, ok := s.parseID(arg)
+	if !ok {
+		httpapi.AuditSessionRevoke(s.cfg.Audit, s.auditCaller(st), "", false, nil)
+		return false, nil
+	}
+	revoked, err := s.cfg.Engine.Revoke(id)
+	if err != nil {
+		aerr := s.engineError(err)
+		httpapi.AuditSessionRevoke(s.cfg.Audit, s.auditCaller(st), id.String(), false, aerr)
+		return false, aerr
+	}
+	httpapi.AuditSessionRevoke(s.cfg.Audit, s.auditCaller(st), id.String(), revoked, nil)
+	return revoked, nil
+}
+
 func (s *Server) cmdRevokeUser(c redcon.Conn, st *connState, args [][]byte) {
 	var except session.ID
+	fail := func(aerr *apierr.Error) {
+		httpapi.AuditRevokeAll(s.cfg.Audit, s.auditCaller(st), "", 0, aerr)
+		writeErr(c, aerr)
+	}
 	switch {
 	case len(args) == 2:
 	case len(args) == 4 && ieq(args[2], "EXCEPT"):
 		except, _ = s.parseID(args[3]) // a malformed ID names no session: nothing is kept
 	default:
-		writeErr(c, apierr.Newf(apierr.ArgInvalid, "syntax: TM.REVOKE_USER <user_id> [EXCEPT <sid>]"))
+		fail(apierr.Newf(apierr.ArgInvalid, "syntax: TM.REVOKE_USER <user_id> [EXCEPT <sid>]"))
 		return
 	}
 	if len(args[1]) == 0 {
-		writeErr(c, apierr.Newf(apierr.SessInvalidField, "user_id is not valid"))
+		fail(apierr.Newf(apierr.SessInvalidField, "user_id is not valid"))
 		return
 	}
-	n, err := s.cfg.Engine.RevokeUser(string(args[1]), except)
+	userID := string(args[1])
+	n, err := s.cfg.Engine.RevokeUser(userID, except)
 	if err != nil {
-		writeErr(c, s.engineError(err))
+		aerr := s.engineError(err)
+		httpapi.AuditRevokeAll(s.cfg.Audit, s.auditCaller(st), userID, n, aerr)
+		writeErr(c, aerr)
 		return
 	}
+	httpapi.AuditRevokeAll(s.cfg.Audit, s.auditCaller(st), userID, n, nil)
 	c.WriteInt(n)
 }
 
@@ -650,18 +725,16 @@ func (s *Server) cmdExpire(c redcon.Conn, st *connState, args [][]byte) {
 
 func (s *Server) cmdDel(c redcon.Conn, st *connState, args [][]byte) {
 	if len(args)-1 > maxDelKeys {
-		writeErr(c, apierr.Newf(apierr.ArgInvalid, "too many keys"))
+		aerr := apierr.Newf(apierr.ArgInvalid, "too many keys")
+		httpapi.AuditSessionRevoke(s.cfg.Audit, s.auditCaller(st), "", false, aerr)
+		writeErr(c, aerr)
 		return
 	}
 	n := 0
 	for _, a := range args[1:] {
-		id, ok := s.parseID(a)
-		if !ok {
-			continue
-		}
-		revoked, err := s.cfg.Engine.Revoke(id)
-		if err != nil {
-			writeErr(c, s.engineError(err))
+		revoked, aerr := s.revoke(st, a)
+		if aerr != nil {
+			writeErr(c, aerr)
 			return
 		}
 		if revoked {

@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	eng   *engine.Engine
 	keys  *auth.Manager
@@ -28,7 +28,7 @@ type env struct {
 	creds map[auth.Role][2]string // key ID, secret
 }
 
-func newEnv(t *testing.T, opts ...func(*Config)) *env {
+func newEnv(t testing.TB, opts ...func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := engine.DefaultConfig(dir)
@@ -114,7 +114,7 @@ type created struct {
 	ExpiresAt int64  `json:"expires_at"`
 }
 
-func create(t *testing.T, c *redis.Client, body string, extra ...any) created {
+func create(t testing.TB, c *redis.Client, body string, extra ...any) created {
 	t.Helper()
 	args := append([]any{"TM.CREATE", body}, extra...)
 	s, err := c.Do(context.Background(), args...).Text()

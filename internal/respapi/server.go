@@ -1,6 +1,15 @@
 // Package respapi is TokMesh's Redis-compatible (RESP2) port on
 // tidwall/redcon (03-resp-api). It shares the engine, the authenticator,
-// the brute-force guard and the error catalogue (apierr) with the HTTP API.
+// the brute-force guard, the session audit records and the error catalogue
+// (apierr) with the HTTP API.
+//
+// Invariants:
+//   - The argument limits are enforced on the byte stream, before redcon
+//     buffers a command (limits.go): no header can make the server read or
+//     allocate more than the limits allow.
+//   - Every connection goroutine belongs to Close: it closes the listeners
+//     and waits for each connection to return.
+//   - TM.VALIDATE allocates nothing per request (metrics included).
 package respapi
 
 import (
@@ -21,6 +30,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/audit"
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/engine"
+	"github.com/yndnr/tokmesh-go/internal/metrics"
 )
 
 // Limits of 03-resp-api §1.
@@ -40,7 +50,8 @@ type Config struct {
 	Authenticator *auth.Authenticator
 	// Brute is the per-IP brute-force guard shared with HTTP; nil disables it.
 	Brute *auth.BruteForceGuard
-	// Audit receives auth.failure and auth.ip_blocked records; nil = none.
+	// Audit receives auth.failure, auth.ip_blocked and the session write
+	// records (session.create, session.revoke, session.revoke_all); nil = none.
 	Audit *audit.Log
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -53,21 +64,28 @@ type Config struct {
 	Mode string
 	// NodeID and Version appear in INFO; Version defaults to buildinfo's.
 	NodeID, Version string
+	// Metrics receives the RESP series of 09-observability §1; nil = none.
+	Metrics *metrics.Metrics
 }
 
-// Server is one RESP listener's server. Create with New, run with Serve,
-// stop with Close.
+// Server is the RESP server of a node. Create with New, run with Serve
+// (once per listener: plaintext and TLS share one Server, so connection
+// limit, INFO and metrics cover both), stop with Close.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	start time.Time
 	cmds  map[string]*command
+	m     *metrics.Metrics
+	// unknownSeries counts commands that are not in the table.
+	unknownSeries *metrics.RESPSeries
 
-	mu     sync.Mutex
-	rs     *redcon.Server
-	ln     net.Listener
-	closed bool
-	conns  sync.WaitGroup
+	mu      sync.Mutex
+	lns     []net.Listener
+	closed  bool
+	conns   sync.WaitGroup
+	stopOps chan struct{} // stops the ops/sec sampler; nil before the first Serve
+	opsDone chan struct{}
 
 	nextID atomic.Int64
 	open   atomic.Int64
@@ -76,6 +94,7 @@ type Server struct {
 	connsTotal, rejected, commands atomic.Uint64
 	hits, misses                   atomic.Uint64
 	valid, invalid                 atomic.Uint64
+	opsPerSec                      atomic.Int64
 }
 
 // New returns a Server; it does not listen.
@@ -90,16 +109,22 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, start: time.Now()}
+	s := &Server{cfg: cfg, log: log, start: time.Now(), m: cfg.Metrics}
 	s.cmds = commandTable(s)
+	s.unknownSeries = s.m.RESPCommand("unknown")
+	for _, d := range s.cmds {
+		d.series = s.m.RESPCommand(d.lower)
+	}
 	return s
 }
 
 // ErrServerClosed is returned by Serve after Close.
 var ErrServerClosed = errors.New("respapi: server closed")
 
-// Serve accepts connections on l until Close; it returns nil after Close
-// (ErrServerClosed if Close came first) and closes l.
+// Serve accepts connections on l until Close and closes l; it returns nil
+// after Close (ErrServerClosed if Close came first). It may be called once
+// per listener, concurrently. A TLS listener (tls.NewListener) serves
+// RESP-TLS: handshakes must finish within 10 s.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -107,31 +132,30 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return ErrServerClosed
 	}
-	if s.rs != nil {
-		s.mu.Unlock()
-		return errors.New("respapi: Serve called twice")
-	}
-	s.ln = l
-	s.rs = redcon.NewServerNetwork(l.Addr().Network(), l.Addr().String(), s.handle, s.accept, s.closedConn)
-	s.rs.AcceptError = func(err error) {
+	rs := redcon.NewServerNetwork(l.Addr().Network(), l.Addr().String(), s.handle, s.accept, s.closedConn)
+	rs.AcceptError = func(err error) {
 		s.log.Warn("resp accept failed", "error", err)
 		time.Sleep(10 * time.Millisecond) // no busy loop on EMFILE
 	}
+	s.lns = append(s.lns, l)
+	if s.stopOps == nil {
+		s.stopOps, s.opsDone = make(chan struct{}), make(chan struct{})
+		go s.sampleOps(s.stopOps, s.opsDone)
+	}
 	s.conns.Add(1) // held by the accept loop so Close waits for it
-	rs := s.rs
 	s.mu.Unlock()
 	defer s.conns.Done()
-	return rs.Serve(l)
+	return rs.Serve(limitListener{l})
 }
 
-// Addr is the listening address, nil before Serve.
+// Addr is the address of the first listener, nil before Serve.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.lns[0].Addr()
 }
 
 // Close stops accepting, closes every connection and waits until every
@@ -143,13 +167,51 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	ln := s.ln
+	lns := s.lns
+	stop, done := s.stopOps, s.opsDone
 	s.mu.Unlock()
-	if ln != nil {
+	for _, ln := range lns {
 		ln.Close() // the redcon loop sees net.ErrClosed and closes every conn
 	}
 	s.conns.Wait()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 	return nil
+}
+
+// sampleOps computes instantaneous_ops_per_sec as Redis does: commands per
+// second over the last 16 samples taken every 100 ms.
+func (s *Server) sampleOps(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	const n = 16
+	var samples [n]float64
+	var idx, filled int
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	lastAt, lastCount := time.Now(), s.commands.Load()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			count := s.commands.Load()
+			if dt := now.Sub(lastAt).Seconds(); dt > 0 {
+				samples[idx] = float64(count-lastCount) / dt
+				idx, filled = (idx+1)%n, min(filled+1, n)
+			}
+			lastAt, lastCount = now, count
+			if filled == 0 {
+				continue
+			}
+			var sum float64
+			for _, v := range samples[:filled] {
+				sum += v
+			}
+			s.opsPerSec.Store(int64(sum/float64(filled) + 0.5))
+		}
+	}
 }
 
 // connState is the per-connection state (redcon's conn context).
@@ -159,105 +221,157 @@ type connState struct {
 	p        *auth.Principal
 	name     string
 	quitting bool
+	refused  bool   // over the connection limit: not counted as open
 	buf      []byte // reused reply buffer (validate hot path)
+	w        replyConn
+	// lastEnd is when the previous command's reply was written; chained
+	// says the next command was already in the pipeline then.
+	lastEnd time.Time
+	chained bool
+}
+
+// replyConn is the redcon.Conn the handlers write to: it notes whether the
+// reply was an error (the result label of tokmesh_resp_commands_total).
+type replyConn struct {
+	redcon.Conn
+	failed bool
+}
+
+func (w *replyConn) WriteError(msg string) {
+	w.failed = true
+	w.Conn.WriteError(msg)
 }
 
 func (s *Server) accept(c redcon.Conn) bool {
-	s.connsTotal.Add(1)
+	st := &connState{id: s.nextID.Add(1), buf: make([]byte, 0, 512)}
+	st.w.Conn = c
+	c.SetContext(st)
+	s.conns.Add(1)
 	if n := s.open.Add(1); n > int64(s.cfg.MaxConns) {
 		s.open.Add(-1)
 		s.rejected.Add(1)
-		nc := c.NetConn()
-		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write([]byte("-ERR max number of clients reached\r\n"))
-		return false
+		st.refused = true
+		// Answered and closed by the connection's own goroutine.
+		if lc, ok := c.NetConn().(*limitConn); ok {
+			lc.refuse("-ERR max number of clients reached\r\n")
+		}
+		return true
 	}
-	st := &connState{id: s.nextID.Add(1), buf: make([]byte, 0, 512)}
+	s.connsTotal.Add(1)
+	s.m.RESPConnOpened()
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr()); err == nil {
 		st.ip = ap.Addr().Unmap()
 	}
-	c.SetContext(st)
-	s.conns.Add(1)
 	return true
 }
 
 func (s *Server) closedConn(c redcon.Conn, err error) {
-	s.open.Add(-1)
+	if st, _ := c.Context().(*connState); st != nil && !st.refused {
+		s.open.Add(-1)
+		s.m.RESPConnClosed()
+	}
 	s.conns.Done()
 }
 
 // handle runs one command.
 func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 	st, _ := c.Context().(*connState)
-	if st == nil || st.quitting {
+	if st == nil || st.quitting || st.refused {
 		return // after QUIT or a protocol error: the rest of the pipeline is dropped
+	}
+	s.commands.Add(1)
+	var start time.Time
+	if s.m != nil {
+		// Within a pipeline a command starts when the previous one ended:
+		// one clock read per command instead of two.
+		if start = st.lastEnd; !st.chained {
+			start = time.Now()
+		}
+	}
+	st.w.failed = false
+	def := s.lookupCommand(cmd.Args[0])
+	series := s.unknownSeries
+	if def != nil {
+		series = def.series
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("resp command panicked", "panic", r, "stack", string(debug.Stack()))
-			writeCode(c, apierr.SysInternal)
+			writeCode(&st.w, apierr.SysInternal)
+		}
+		if series != nil {
+			end := time.Now()
+			series.Observe(!st.w.failed, end.Sub(start).Seconds())
+			st.lastEnd, st.chained = end, len(c.PeekPipeline()) > 0
 		}
 	}()
-	s.commands.Add(1)
-	if len(cmd.Args) > MaxArgs {
-		s.protocolError(c, st, "too many arguments")
-		return
-	}
-	for _, a := range cmd.Args {
-		if len(a) > MaxBulkLen {
-			s.protocolError(c, st, "invalid bulk length")
-			return
-		}
-	}
+	s.run(&st.w, st, def, cmd.Args)
+}
+
+// lookupCommand finds a command by name, case-insensitively, without
+// allocating; nil when unknown.
+func (s *Server) lookupCommand(name []byte) *command {
 	var up [32]byte
-	name := cmd.Args[0]
-	var def *command
-	if len(name) <= len(up) {
-		for i, b := range name {
-			if 'a' <= b && b <= 'z' {
-				b -= 'a' - 'A'
-			}
-			up[i] = b
+	if len(name) > len(up) {
+		return nil
+	}
+	for i, b := range name {
+		if 'a' <= b && b <= 'z' {
+			b -= 'a' - 'A'
 		}
-		def = s.cmds[string(up[:len(name)])]
+		up[i] = b
+	}
+	return s.cmds[string(up[:len(name)])]
+}
+
+// run checks and runs one command (def nil: unknown), writing its reply to w.
+func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
+	// The framer stops oversized multibulk commands before they are
+	// buffered; inline commands can still split into many arguments.
+	if len(args) > MaxArgs {
+		s.protocolError(w, st, msgTooManyArgs)
+		return
 	}
 	if def == nil {
-		c.WriteError("ERR unknown command '" + sanitize(name) + "'")
+		w.WriteError("ERR unknown command '" + sanitize(args[0]) + "'")
 		return
 	}
-	if n := len(cmd.Args); (def.arity > 0 && n != def.arity) || (def.arity < 0 && n < -def.arity) {
-		c.WriteError("ERR wrong number of arguments for '" + def.lower + "' command")
+	if n := len(args); (def.arity > 0 && n != def.arity) || (def.arity < 0 && n < -def.arity) {
+		w.WriteError("ERR wrong number of arguments for '" + def.lower + "' command")
 		return
 	}
 	if def.flags&flagNoBlock == 0 && s.cfg.Brute != nil {
 		if blocked, _ := s.cfg.Brute.Blocked(st.ip); blocked {
-			writeCode(c, apierr.AuthIPBlocked)
+			writeCode(w, apierr.AuthIPBlocked)
 			return
 		}
 	}
 	if def.cap != 0 {
 		if st.p == nil {
-			writeCode(c, apierr.AuthNoCredential)
+			s.m.AuthFailure("missing")
+			writeCode(w, apierr.AuthNoCredential)
 			return
 		}
 		if err := s.cfg.Authenticator.Recheck(st.p); err != nil {
-			writeErr(c, s.authError(st, err, false))
+			writeErr(w, s.authError(st, err, false))
 			return
 		}
 		if !st.p.Can(def.cap) {
-			writeCode(c, apierr.AuthForbidden)
+			s.m.AuthFailure("role")
+			writeCode(w, apierr.AuthForbidden)
 			return
 		}
 		if def.flags&flagGated != 0 && s.cfg.Gate != nil {
 			if aerr := s.cfg.Gate(); aerr != nil {
-				writeErr(c, aerr)
+				writeErr(w, aerr)
 				return
 			}
 		}
 	}
-	def.fn(c, st, cmd.Args)
+	def.fn(w, st, args)
 }
 
+// protocolError answers a protocol error and closes the connection.
 func (s *Server) protocolError(c redcon.Conn, st *connState, msg string) {
 	c.WriteError("ERR Protocol error: " + msg)
 	st.quitting = true
@@ -271,10 +385,13 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 	var rl *auth.RateLimitError
 	switch {
 	case errors.Is(err, auth.ErrIPNotAllowed):
+		s.m.AuthFailure("ip_denied")
 		return apierr.New(apierr.AuthIPNotAllowed)
 	case errors.Is(err, auth.ErrNoCredential):
+		s.m.AuthFailure("missing")
 		return apierr.New(apierr.AuthNoCredential)
 	case errors.As(err, &af):
+		s.m.AuthFailure(af.Reason)
 		if atAuth {
 			s.auditFailure(st, af)
 			if af.BruteForce && s.cfg.Brute != nil && s.cfg.Brute.AuthFailure(st.ip) {
@@ -286,8 +403,10 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		}
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.Is(err, auth.ErrBadCredential):
+		s.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
+		s.m.RateLimitRejection()
 		secs := max(int((rl.RetryAfter+time.Second-1)/time.Second), 1)
 		return &apierr.Error{Code: apierr.SysRateLimited, RetryAfter: secs,
 			Message: "rate limit exceeded, retry after " + strconv.Itoa(secs) + "s"}
@@ -311,6 +430,7 @@ func (s *Server) auditFailure(st *connState, af *auth.AuthFailure) {
 }
 
 func (s *Server) auditBlock(ip netip.Addr, reason string) {
+	s.m.BruteForceBlock()
 	s.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
 	if s.cfg.Audit == nil {
 		return

@@ -25,9 +25,10 @@ func (s *Server) newTLSReloader(t config.ServerTLS) (*tlsutil.Reloader, func(), 
 	return r, func() { cancel(); r.Close() }, nil
 }
 
-// setTLSReloader makes r serve new HTTPS handshakes and stops the previous
-// reloader's watcher.
+// setTLSReloader makes r serve new HTTPS and RESP-TLS handshakes and stops
+// the previous reloader's watcher.
 func (s *Server) setTLSReloader(r *tlsutil.Reloader, stop func()) {
+	s.respTLSConf.Store(r.TLSConfig()) // no ALPN: RESP clients offer none
 	cfg := r.TLSConfig()
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	s.tlsConf.Store(cfg)
@@ -48,11 +49,9 @@ func (s *Server) setTLSReloader(r *tlsutil.Reloader, stop func()) {
 // Handshakes take their tls.Config from s.tlsConf, so a configuration
 // reload that names other files can swap in a new reloader.
 func (s *Server) startHTTPS(ctx context.Context) error {
-	r, stop, err := s.newTLSReloader(s.config().Server.TLS)
-	if err != nil {
-		return &engine.StartupError{Code: engine.ExitConfig, Err: fmt.Errorf("server TLS: %w", err)}
+	if err := s.startTLS(); err != nil {
+		return err
 	}
-	s.setTLSReloader(r, stop)
 
 	addr := s.config().Server.HTTPS.Address
 	l, err := net.Listen("tcp", addr)
@@ -61,6 +60,23 @@ func (s *Server) startHTTPS(ctx context.Context) error {
 	}
 	outer := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.tlsConf.Load(), nil }}
 	s.serve("https", tls.NewListener(l, outer), s.swappable(s.tcpGuard, false))
+	return nil
+}
+
+// startTLS loads the server TLS material and starts its watcher, once for
+// both TLS listeners (HTTPS, RESP-TLS): they share one reloader.
+func (s *Server) startTLS() error {
+	s.mu.Lock()
+	running := s.tlsReloader != nil
+	s.mu.Unlock()
+	if running {
+		return nil
+	}
+	r, stop, err := s.newTLSReloader(s.config().Server.TLS)
+	if err != nil {
+		return &engine.StartupError{Code: engine.ExitConfig, Err: fmt.Errorf("server TLS: %w", err)}
+	}
+	s.setTLSReloader(r, stop)
 	return nil
 }
 

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/yndnr/tokmesh-go/internal/audit"
+	"github.com/yndnr/tokmesh-go/internal/auth"
+)
+
+// The same session write over HTTP and over RESP produces the same audit
+// record, apart from what names the request: request ID, resource (the
+// session) and the caller's user agent / connection name.
+func TestRESP_AuditRecordsMatchHTTP(t *testing.T) {
+	c := baseConfig(t)
+	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	k, secret, _, err := srv.sec.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr("resp").String(), Username: k.ID, Password: secret, Protocol: 2, ClientName: "gw"})
+	defer rdb.Close()
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+k.ID+":"+secret)
+		req.Header.Set("User-Agent", "gw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Data map[string]any `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&env)
+		return env.Data
+	}
+
+	// One of each write, HTTP first, then RESP.
+	h := post("/sessions", `{"user_id":"aud","ttl_seconds":300}`)
+	post("/sessions", `{"user_id":"aud","bogus":true}`)
+	post("/sessions/"+h["session_id"].(string)+"/revoke", ``)
+	post("/users/aud/sessions/revoke", `{}`)
+	rs, err := rdb.Do(ctx, "TM.CREATE", `{"user_id":"aud","ttl_seconds":300}`).Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	json.Unmarshal([]byte(rs), &r)
+	rdb.Do(ctx, "TM.CREATE", `{"user_id":"aud","bogus":true}`)
+	rdb.Do(ctx, "TM.REVOKE", r["session_id"])
+	rdb.Do(ctx, "TM.REVOKE_USER", "aud")
+
+	var items []audit.Record
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		all, _, err := srv.sec.audit.Query(audit.Filter{Actor: k.ID, Size: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) >= 8 || time.Now().After(deadline) {
+			items = all
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(items) != 8 {
+		t.Fatalf("%d records for the caller, want 8", len(items))
+	}
+	// Newest first: RESP records are items[0..3], HTTP ones items[4..7].
+	norm := func(rec audit.Record) string {
+		rec.Seq, rec.Time, rec.PrevHash, rec.RequestID = 0, time.Time{}, "", ""
+		if strings.HasPrefix(rec.Resource, "tmss-") {
+			rec.Resource = "<session>"
+		}
+		b, _ := json.Marshal(rec)
+		return string(b)
+	}
+	for i := range 4 {
+		httpRec, respRec := items[7-i], items[3-i]
+		if httpRec.RequestID == "" {
+			t.Fatalf("HTTP record without a request ID: %+v", httpRec)
+		}
+		if a, b := norm(httpRec), norm(respRec); a != b {
+			t.Fatalf("record %d differs:\nHTTP %s\nRESP %s", i, a, b)
+		}
+	}
+}
