@@ -13,15 +13,49 @@ import (
 )
 
 func (a *app) apikeyCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "apikey",
-		Short:   "Manage API keys (admin)",
-		Example: "  tokmesh-cli apikey create --role issuer --description sso\n  tokmesh-cli apikey list --role admin",
-		Args:    exactArgs(0),
-		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(a.apikeyCreate(), a.apikeyList(), a.apikeyGet(),
+	return group("apikey", "Create, list, enable, disable and rotate API keys",
+		"  tokmesh-cli apikey create --role issuer --description sso\n  tokmesh-cli apikey list --role admin\n  tokmesh-cli apikey create-emergency",
+		a.apikeyCreate(), a.apikeyCreateEmergency(), a.apikeyList(), a.apikeyGet(),
 		a.apikeyStatus("enable", "active"), a.apikeyStatus("disable", "disabled"), a.apikeyRotate())
+}
+
+// apikeyCreateEmergency creates a 24-hour admin key through the local
+// admin socket, whatever the target says: the route exists nowhere else.
+func (a *app) apikeyCreateEmergency() *cobra.Command {
+	var desc string
+	cmd := &cobra.Command{
+		Use:   "create-emergency",
+		Short: "Create a 24-hour admin key through the local admin socket",
+		Long: `Create an admin API key that expires in 24 hours, for when no admin key is at hand.
+It always goes through the admin socket of the server on this machine: a unix:PATH
+target (or a profile with a socket) is used as given, any other -t is ignored and
+the local socket is found as for -t local. The secret is printed once.`,
+		Example: `  sudo -u tokmesh tokmesh-cli apikey create-emergency --description "lost admin key, ticket 4711"
+  tokmesh-cli -t unix:/var/lib/tokmesh-server/admin.sock apikey create-emergency -o json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			target := "local"
+			if rt, err := a.resolveTarget(); err == nil && strings.HasPrefix(rt.target, "unix:") {
+				target = rt.target
+			} else if a.s.target != "local" {
+				a.notice("create-emergency always uses the local admin socket; ignoring target %q", a.s.target)
+			}
+			c, err := a.newClient(target, "", targetProfile{})
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateEmergencyKey(a.ctx(cmd), desc)
+			if err != nil {
+				return err
+			}
+			a.warn("the API key secret is shown only once; store it now")
+			if k.Warning != "" {
+				a.warn("%s", k.Warning)
+			}
+			return a.emit(k, a.keyTable(&k.Key, "api_key", k.APIKey))
+		},
+	}
+	cmd.Flags().StringVar(&desc, "description", "", "why it was created (recorded with the key and in the audit log)")
 	return cmd
 }
 

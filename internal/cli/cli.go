@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,21 +47,57 @@ const (
 	CodeData     = "TM-CLI-1007"
 )
 
+func init() {
+	// Help lists commands in the order of the spec's command tree (most
+	// used first), not alphabetically.
+	cobra.EnableCommandSorting = false
+}
+
 // Env is what the CLI reads from and writes to; tests fill it in.
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
-	// StdinTTY / StdoutTTY report whether they are terminals (default:
-	// character devices).
-	StdinTTY, StdoutTTY func() bool
+	// StdinTTY / StdoutTTY / StderrTTY report whether they are terminals
+	// (default: character devices). Prompts need StdinTTY, colour in
+	// tables StdoutTTY, spinners and progress bars StderrTTY.
+	StdinTTY, StdoutTTY, StderrTTY func() bool
+	// Context is cancelled when the user interrupts (Ctrl+C); nil means
+	// context.Background().
+	Context context.Context
 }
 
 // Run runs tokmesh-cli with args (without the program name) on the real
-// environment and returns the exit code.
+// environment and returns the exit code. The first Ctrl+C (or SIGTERM)
+// cancels the running command, which then exits 2; a second one kills the
+// process the default way.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return Main(args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	ctx, stop := interruptContext()
+	defer stop()
+	return Main(args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Context: ctx})
+}
+
+// interruptContext is cancelled on the first SIGINT/SIGTERM, after which
+// the signals get their default behaviour back.
+func interruptContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			signal.Stop(ch)
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		signal.Stop(ch)
+		cancel()
+	}
 }
 
 func isTerminal(v any) bool {
@@ -112,6 +150,24 @@ var hints = map[string]string{
 	"TM-SESS-4040":  "check the session ID (tmss-…); `tokmesh-cli session list -u USER` lists live sessions",
 	"TM-ADMIN-4041": "check the ID; `tokmesh-cli apikey list` lists keys",
 	"TM-SYS-5030":   "the node is not ready yet (recovering, restoring or draining); retry shortly",
+	"TM-SYS-4040":   "the server does not know this route; is it an older version? (`tokmesh-cli version`)",
+	"TM-ADMIN-4091": "another backup, restore or cluster operation is running; `tokmesh-cli backup status` shows the latest restore",
+	"TM-ADMIN-4221": "the file is not a backup of this cluster's key (magic, version, checksum or key ID mismatch)",
+	"TM-ADMIN-4291": "the same operation ran less than a minute ago; wait and retry",
+	"TM-ADMIN-5031": "a restore is in progress; `tokmesh-cli backup status` shows it",
+	"TM-CLST-4001":  "this server is standalone; cluster operations need cluster mode (`tokmesh-cli cluster status`)",
+}
+
+// withHint replaces the generic hint of a server error code with one that
+// fits the command (TM-ADMIN-4041 means a key, backup, job or node).
+func withHint(err error, code, hint string) error {
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.Code == code {
+		ce := classify(err)
+		ce.hint = hint
+		return ce
+	}
+	return err
 }
 
 // classify turns any error into a cliError.
@@ -119,6 +175,11 @@ func classify(err error) *cliError {
 	var ce *cliError
 	if errors.As(err, &ce) {
 		return ce
+	}
+	// Before the transport check: a request cut short by Ctrl+C comes back
+	// as a TransportError wrapping context.Canceled.
+	if errors.Is(err, context.Canceled) {
+		return &cliError{exit: ExitDeclined, msg: "interrupted"}
 	}
 	var ae *client.Error
 	if errors.As(err, &ae) {
@@ -140,9 +201,6 @@ func classify(err error) *cliError {
 		}
 		return &cliError{exit: ExitUnavailable, code: CodeConnect, msg: te.Error(), hint: hint}
 	}
-	if errors.Is(err, context.Canceled) {
-		return &cliError{exit: ExitDeclined, msg: "interrupted"}
-	}
 	// Errors from cobra itself: unknown command or flag, wrong arguments.
 	return &cliError{exit: ExitUsage, code: CodeUsage, msg: err.Error(), hint: "see --help"}
 }
@@ -156,6 +214,8 @@ type settings struct {
 	noColor    bool
 	quiet      bool
 	configPath string
+	// apiKeySource says where apiKey came from (for `config cli show`).
+	apiKeySource string
 
 	// resolved profile target fields
 	profile targetProfile
@@ -184,6 +244,8 @@ type app struct {
 	file *viper.Viper // the profile file (nil when absent)
 	// newClient is resolved lazily by client().
 	c *client.Client
+	// headers are the table headers written so far (paint makes them bold).
+	headers []string
 }
 
 // Main runs the CLI on env and returns the exit code.
@@ -208,13 +270,20 @@ func Main(args []string, env Env) int {
 		out := env.Stdout
 		env.StdoutTTY = func() bool { return isTerminal(out) }
 	}
+	if env.StderrTTY == nil {
+		errw := env.Stderr
+		env.StderrTTY = func() bool { return isTerminal(errw) }
+	}
+	if env.Context == nil {
+		env.Context = context.Background()
+	}
 	a := &app{env: env}
 	a.root = a.buildRoot()
 	a.root.SetArgs(args)
 	a.root.SetIn(env.Stdin)
 	a.root.SetOut(env.Stdout)
 	a.root.SetErr(env.Stderr)
-	err := a.root.Execute()
+	err := a.root.ExecuteContext(env.Context)
 	if a.c != nil {
 		a.c.Close()
 	}
@@ -231,7 +300,7 @@ func (a *app) printError(ce *cliError) {
 		return
 	}
 	if ce == errDeclined || ce.code == "" {
-		fmt.Fprintln(a.env.Stderr, "Aborted: "+ce.msg)
+		fmt.Fprintln(a.env.Stderr, a.errPalette().warnText("Aborted: ")+ce.msg)
 		return
 	}
 	if a.s.output == "json" {
@@ -242,13 +311,23 @@ func (a *app) printError(ce *cliError) {
 		writeJSON(a.env.Stderr, map[string]any{"code": ce.code, "message": ce.msg, "request_id": ce.requestID, "details": details})
 		return
 	}
-	line := "Error: " + ce.msg + " (code " + ce.code
+	line := ce.msg + " (code " + ce.code
 	if ce.requestID != "" {
 		line += ", request " + ce.requestID
 	}
-	fmt.Fprintln(a.env.Stderr, line+")")
-	if len(ce.details) > 0 {
-		fmt.Fprintf(a.env.Stderr, "Details: %s\n", compactJSON(ce.details))
+	fmt.Fprintln(a.env.Stderr, a.errPalette().errorText("Error: ")+line+")")
+	details := ce.details
+	if probs, ok := details["errors"].([]any); ok && len(probs) > 0 {
+		// Configuration problems (reload): one line each.
+		for _, p := range probs {
+			if m, ok := p.(map[string]any); ok {
+				fmt.Fprintf(a.env.Stderr, "  %v %v: %v\n", m["code"], m["key"], m["message"])
+			}
+		}
+		details = withoutKey(details, "errors")
+	}
+	if len(details) > 0 {
+		fmt.Fprintf(a.env.Stderr, "Details: %s\n", compactJSON(details))
 	}
 	if ce.hint != "" {
 		fmt.Fprintln(a.env.Stderr, "Hint: "+ce.hint)
@@ -264,19 +343,38 @@ func (a *app) notice(format string, args ...any) {
 
 // warn prints even with --quiet (secrets shown once).
 func (a *app) warn(format string, args ...any) {
-	fmt.Fprintf(a.env.Stderr, "WARNING: "+format+"\n", args...)
+	fmt.Fprintf(a.env.Stderr, a.errPalette().warnText("WARNING:")+" "+format+"\n", args...)
+}
+
+func withoutKey(m map[string]any, key string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (a *app) buildRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tokmesh-cli",
 		Short: "Manage TokMesh sessions, API keys and servers",
-		Long: `tokmesh-cli manages a TokMesh server: sessions, API keys and (later) configuration,
-backups and clusters. Without configuration it talks to the local admin socket of a
-server on this machine (./data/admin.sock, then /var/lib/tokmesh-server/admin.sock),
-which needs no API key.`,
+		Long: `tokmesh-cli manages TokMesh servers: sessions, API keys, configuration, backups,
+health and clusters.
+
+Without configuration it talks to the local admin socket of a server on this machine
+(./data/admin.sock, then /var/lib/tokmesh-server/admin.sock), which needs no API key.
+Remote servers are reached with -t URL and an admin API key (-k or TOKMESH_API_KEY),
+or through named targets in the profile file (~/.config/tokmesh-cli/cli.yaml).
+
+Exit codes: 0 ok, 1 the server refused (or: invalid token, not ready, invalid
+configuration), 2 interrupted or declined, 64 usage, 65 bad input data,
+69 server unavailable, 78 CLI configuration error.`,
 		Example: `  tokmesh-cli apikey create --role issuer
-  tokmesh-cli -t https://tokmesh.internal:5443 -k "$KEY" session list -u u-1001 -o json`,
+  tokmesh-cli -t https://tokmesh.internal:5443 -k "$KEY" session list -u u-1001 -o json
+  tokmesh-cli -t prod system status
+  tokmesh-cli backup snapshot --description "before upgrade"`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.resolveSettings(cmd) },
@@ -285,17 +383,39 @@ which needs no API key.`,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
-	pf.StringVarP(&a.flags.target, "target", "t", "", "profile name, http(s):// URL, unix:PATH or local (env TOKMESH_TARGET)")
+	pf.StringVarP(&a.flags.target, "target", "t", "", "profile name, http(s):// URL, unix:PATH, npipe:NAME or local (env TOKMESH_TARGET)")
 	pf.StringVarP(&a.flags.apiKey, "api-key", "k", "", "API key <key_id>:<secret> (env TOKMESH_API_KEY)")
 	pf.StringVarP(&a.flags.output, "output", "o", "table", "output format: table|wide|json|yaml (env TOKMESH_OUTPUT)")
 	pf.StringVar(&a.flags.timeout, "timeout", "30s", "request timeout (env TOKMESH_TIMEOUT)")
 	pf.BoolVar(&a.flags.noColor, "no-color", false, "disable colour (env NO_COLOR)")
-	pf.BoolVarP(&a.flags.quiet, "quiet", "q", false, "suppress notices and table headers")
+	pf.BoolVarP(&a.flags.quiet, "quiet", "q", false, "suppress notices, spinners, progress bars and table headers")
 	pf.StringVar(&a.flags.config, "config", "", "profile file (env TOKMESH_CLI_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 
-	root.AddCommand(a.versionCmd(), a.sessionCmd(), a.apikeyCmd(), a.topCmd())
+	root.AddCommand(a.sessionCmd(), a.apikeyCmd(), a.configCmd(), a.backupCmd(), a.systemCmd(), a.clusterCmd(),
+		a.topCmd(), a.completionCmd(), a.versionCmd())
+	root.SetHelpCommand(a.helpCmd())
+	a.registerCompletions(root)
 	return root
+}
+
+// group builds a parent command that only holds subcommands: without a
+// subcommand it prints its help; an unknown one is a usage error.
+func group(use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 // defaultConfigPath is $XDG_CONFIG_HOME/tokmesh-cli/cli.yaml.
@@ -375,57 +495,104 @@ func (a *app) resolveSettings(cmd *cobra.Command) error {
 	a.s.noColor = a.flags.noColor || a.env.Getenv("NO_COLOR") != "" || (a.file != nil && a.file.GetBool("no_color"))
 	a.s.target = a.pick(fs, "target", "TOKMESH_TARGET", "current", "local")
 	a.s.apiKey = a.pick(fs, "api-key", "TOKMESH_API_KEY", "", "")
+	switch {
+	case a.s.apiKey == "":
+		a.s.apiKeySource = ""
+	case fs.Changed("api-key"):
+		a.s.apiKeySource = "flag --api-key"
+	default:
+		a.s.apiKeySource = "env TOKMESH_API_KEY"
+	}
 	return nil
 }
 
-// client builds the client for the effective target (once).
-func (a *app) client() (*client.Client, error) {
-	if a.c != nil {
-		return a.c, nil
-	}
-	target := a.s.target
-	var prof targetProfile
+// resolvedTarget is the effective target with its profile and API key.
+type resolvedTarget struct {
+	target    string // local, unix:PATH, npipe:NAME or an http(s) URL
+	profile   targetProfile
+	name      string // profile name, "" when the target was not one
+	key       string
+	keySource string // flag, env, profile api_key, api_key_file, api_key_env or ""
+}
+
+// resolveTarget applies the profile file to the -t value and picks the API
+// key (-k > TOKMESH_API_KEY > the profile's api_key / api_key_file /
+// api_key_env).
+func (a *app) resolveTarget() (*resolvedTarget, error) {
+	rt := &resolvedTarget{target: a.s.target}
 	switch {
-	case target == "local", strings.HasPrefix(target, "unix:"), strings.HasPrefix(target, "npipe:"),
-		strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
+	case rt.target == "local", strings.HasPrefix(rt.target, "unix:"), strings.HasPrefix(rt.target, "npipe:"),
+		strings.HasPrefix(rt.target, "http://"), strings.HasPrefix(rt.target, "https://"):
 	default:
-		if a.file == nil || !a.file.IsSet("targets."+target) {
+		if a.file == nil || !a.file.IsSet("targets."+rt.target) {
 			return nil, configErr(CodeConfig, "use a profile name from the profile file, an http(s):// URL, unix:PATH or local",
-				"unknown target %q", target)
+				"unknown target %q", rt.target)
 		}
-		if err := a.file.UnmarshalKey("targets."+target, &prof); err != nil {
-			return nil, configErr(CodeConfig, "fix the profile file", "invalid profile %q: %v", target, err)
+		rt.name = rt.target
+		if err := a.file.UnmarshalKey("targets."+rt.name, &rt.profile); err != nil {
+			return nil, configErr(CodeConfig, "fix the profile file", "invalid profile %q: %v", rt.name, err)
 		}
 		switch {
-		case prof.Socket != "":
-			target = "unix:" + prof.Socket
-		case prof.URL != "":
-			target = prof.URL
+		case rt.profile.Socket != "":
+			rt.target = "unix:" + rt.profile.Socket
+		case rt.profile.URL != "":
+			rt.target = rt.profile.URL
 		default:
-			return nil, configErr(CodeConfig, "set url or socket in the profile", "profile %q has neither url nor socket", target)
+			return nil, configErr(CodeConfig, "set url or socket in the profile", "profile %q has neither url nor socket", rt.name)
 		}
 	}
-	a.s.profile = prof
-	key := a.s.apiKey
-	if key == "" {
+	a.s.profile = rt.profile
+	rt.key, rt.keySource = a.s.apiKey, a.s.apiKeySource
+	if rt.key == "" {
+		prof := rt.profile
 		switch {
 		case prof.APIKey != "":
-			key = prof.APIKey
+			rt.key, rt.keySource = prof.APIKey, "profile api_key"
 		case prof.APIKeyFile != "":
 			b, err := os.ReadFile(prof.APIKeyFile)
 			if err != nil {
 				return nil, configErr(CodeConfig, "fix api_key_file in the profile", "cannot read api_key_file: %v", err)
 			}
-			key = strings.TrimSpace(string(b))
+			rt.key, rt.keySource = strings.TrimSpace(string(b)), "profile api_key_file"
 		case prof.APIKeyEnv != "":
-			key = a.env.Getenv(prof.APIKeyEnv)
+			rt.key, rt.keySource = a.env.Getenv(prof.APIKeyEnv), "profile api_key_env "+prof.APIKeyEnv
+		}
+		if rt.key == "" {
+			rt.keySource = ""
 		}
 	}
+	return rt, nil
+}
+
+// client builds the client for the effective target (once).
+func (a *app) client() (*client.Client, error) { return a.clientWith(true) }
+
+// clientWith builds the client; needKey false is for the public probes
+// (/health, /ready), which are called without credentials.
+func (a *app) clientWith(needKey bool) (*client.Client, error) {
+	if a.c != nil {
+		return a.c, nil
+	}
+	rt, err := a.resolveTarget()
+	if err != nil {
+		return nil, err
+	}
+	target, key, prof := rt.target, rt.key, rt.profile
+	if strings.HasPrefix(target, "npipe:") {
+		return nil, configErr(CodeConfig, "on this build use -t unix:PATH or an http(s):// URL",
+			"named-pipe targets (%s) are not supported yet", target)
+	}
 	http := strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
-	if http && key == "" {
+	if !needKey {
+		key = ""
+	} else if http && key == "" {
 		return nil, configErr(CodeNoAPIKey, "pass -k/--api-key, set TOKMESH_API_KEY, or set api_key in the profile",
 			"no API key for target %s", target)
 	}
+	return a.newClient(target, key, prof)
+}
+
+func (a *app) newClient(target, key string, prof targetProfile) (*client.Client, error) {
 	cfg := client.Config{Target: target, APIKey: key, Timeout: a.s.timeout, UserAgent: "tokmesh-cli/" + buildinfo.Version}
 	if strings.HasPrefix(target, "https://") {
 		tc, err := tlsConfig(prof)
@@ -451,6 +618,7 @@ func (a *app) ctx(cmd *cobra.Command) context.Context {
 
 // confirm guards a dangerous command: --force skips it; on a TTY it asks
 // (want = "" means y/yes, else the exact text); off a TTY it refuses (64).
+// Ctrl+C at the prompt exits 2 like a "no".
 func (a *app) confirm(force bool, question, want string) error {
 	if force {
 		return nil
@@ -463,7 +631,20 @@ func (a *app) confirm(force bool, question, want string) error {
 	} else {
 		fmt.Fprintf(a.env.Stderr, "%s\nType %q to confirm: ", question, want)
 	}
-	line, _ := bufio.NewReader(a.env.Stdin).ReadString('\n')
+	answer := make(chan string, 1)
+	go func() {
+		// Left blocked on a terminal read if the user interrupts; the
+		// process exits right after.
+		l, _ := bufio.NewReader(a.env.Stdin).ReadString('\n')
+		answer <- l
+	}()
+	var line string
+	select {
+	case line = <-answer:
+	case <-a.env.Context.Done():
+		fmt.Fprintln(a.env.Stderr)
+		return &cliError{exit: ExitDeclined, msg: "interrupted"}
+	}
 	line = strings.TrimSpace(line)
 	if want == "" {
 		if l := strings.ToLower(line); l == "y" || l == "yes" {

@@ -25,6 +25,13 @@ func testEnv(k string) string {
 // admin socket is dir/data/admin.sock) and returns the HTTP address.
 func startServer(t *testing.T, dir string) string {
 	t.Helper()
+	return startNode(t, dir, nil, server.Options{}).Addr("http").String()
+}
+
+// startNode is startServer with a configuration hook and options (Getenv
+// is filled in); it returns the server.
+func startNode(t *testing.T, dir string, tweak func(*config.Config), o server.Options) *server.Server {
+	t.Helper()
 	c := config.Default()
 	c.Storage.DataDir = filepath.Join(dir, "data")
 	c.Server.HTTP.Address = "127.0.0.1:0"
@@ -32,7 +39,11 @@ func startServer(t *testing.T, dir string) string {
 	c.Server.RESP.Enabled = false
 	c.Server.RESPTLS.Enabled = false
 	c.Server.Shutdown.GracePeriod = 0
-	srv := server.New(c, server.Options{Getenv: testEnv})
+	if tweak != nil {
+		tweak(c)
+	}
+	o.Getenv = testEnv
+	srv := server.New(c, o)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +52,7 @@ func startServer(t *testing.T, dir string) string {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return srv.Addr("http").String()
+	return srv
 }
 
 type result struct {
@@ -62,7 +73,11 @@ type runner struct {
 	t     *testing.T
 	env   map[string]string
 	stdin string
-	tty   bool
+	tty   bool // stdin is a terminal (prompts)
+	// outTTY / errTTY: stdout / stderr are terminals (colour, spinners,
+	// progress bars).
+	outTTY, errTTY bool
+	ctx            context.Context
 }
 
 func newRunner(t *testing.T) *runner {
@@ -75,7 +90,8 @@ func (r *runner) run(args ...string) result {
 	code := Main(args, Env{
 		Stdin: strings.NewReader(r.stdin), Stdout: &out, Stderr: &errb,
 		Getenv:   func(k string) string { return r.env[k] },
-		StdinTTY: func() bool { return r.tty }, StdoutTTY: func() bool { return false },
+		StdinTTY: func() bool { return r.tty }, StdoutTTY: func() bool { return r.outTTY },
+		StderrTTY: func() bool { return r.errTTY }, Context: r.ctx,
 	})
 	return result{code, out.String(), errb.String()}
 }

@@ -18,11 +18,16 @@ import (
 )
 
 func exactArgs(n int, names ...string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageErr("expected %d argument(s) (%s), got %d", n, strings.Join(names, ", "), len(args))
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == n:
+			return nil
+		case n == 0:
+			return usageErr("%q takes no arguments, got %q", cmd.CommandPath(), args[0])
+		case len(args) < n:
+			return usageErr("missing argument %s (usage: %s)", strings.Join(names[len(args):], " "), cmd.UseLine())
 		}
-		return nil
+		return usageErr("too many arguments: %s takes %s, got %d", cmd.CommandPath(), strings.Join(names, " "), len(args))
 	}
 }
 
@@ -63,16 +68,10 @@ func (a *app) versionCmd() *cobra.Command {
 // ---- session ----
 
 func (a *app) sessionCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "session",
-		Short:   "Create, inspect, validate and revoke sessions",
-		Example: "  tokmesh-cli session create -u u-1001 --ttl 2h\n  tokmesh-cli session list -u u-1001",
-		Args:    exactArgs(0),
-		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(a.sessionCreate(), a.sessionGet(), a.sessionList(), a.sessionTouch(), a.sessionRenew(),
+	return group("session", "Create, inspect, validate and revoke sessions",
+		"  tokmesh-cli session create -u u-1001 --ttl 2h\n  tokmesh-cli session list -u u-1001\n  tokmesh-cli session revoke-all -u u-1001",
+		a.sessionCreate(), a.sessionGet(), a.sessionList(), a.sessionTouch(), a.sessionRenew(),
 		a.sessionRevoke(), a.sessionRevokeAll(), a.sessionValidate())
-	return cmd
 }
 
 func (a *app) sessionTable(s *client.Session) func(*tabwriter.Writer, bool) {

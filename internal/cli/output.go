@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -74,9 +76,13 @@ func (a *app) emit(v any, table func(w *tabwriter.Writer, wide bool)) error {
 		}
 		a.env.Stdout.Write(b)
 	default:
-		tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		// Align first, colour after (see paint), so escape sequences never
+		// count as column width.
+		var buf bytes.Buffer
+		tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 		table(tw, a.s.output == "wide")
 		tw.Flush()
+		io.WriteString(a.env.Stdout, a.paint(buf.String()))
 	}
 	return nil
 }
@@ -86,6 +92,7 @@ func (a *app) header(w io.Writer, cols ...string) {
 	if a.s.quiet {
 		return
 	}
+	a.headers = append(a.headers, strings.Join(strings.Fields(strings.Join(cols, " ")), " "))
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
 }
 
@@ -120,8 +127,9 @@ func dash(s string) string {
 	return s
 }
 
-// parseTime accepts RFC 3339 or a duration meaning "that long ago"; it
-// returns Unix ms.
+// parseTime accepts RFC 3339 or a duration meaning "that long ago" (Go
+// syntax such as 15m or 1h30m, or whole days such as 7d); it returns Unix
+// ms.
 func parseTime(flag, v string, now time.Time) (int64, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t.UnixMilli(), nil
@@ -129,7 +137,12 @@ func parseTime(flag, v string, now time.Time) (int64, error) {
 	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return now.Add(-d).UnixMilli(), nil
 	}
-	return 0, usageErr("invalid --%s %q (want RFC 3339 or a duration such as 15m)", flag, v)
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 36500 {
+			return now.AddDate(0, 0, -n).UnixMilli(), nil
+		}
+	}
+	return 0, usageErr("invalid --%s %q (want RFC 3339 or a duration ago such as 15m, 2h or 7d)", flag, v)
 }
 
 // parseFutureTime accepts RFC 3339 (for --expires-at).

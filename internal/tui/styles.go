@@ -1,0 +1,53 @@
+package tui
+
+import (
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+)
+
+// styles are built once per renderer, so a test renderer with the Ascii
+// profile yields plain text and the real one colour.
+type styles struct {
+	r     *lipgloss.Renderer
+	plain bool // Ascii profile: no escape sequences at all
+
+	title, bold, dim, header, selected lipgloss.Style
+	ok, warn, bad                      lipgloss.Style
+	tabActive, tabIdle                 lipgloss.Style
+	bannerBad, bannerWarn              lipgloss.Style
+	flashOK, flashErr                  lipgloss.Style
+	box, boxTitle                      lipgloss.Style
+	cellUnavailable, cellMoving        lipgloss.Style
+	nodeCells                          []lipgloss.Style
+}
+
+// nodePalette colours partition cells by primary node. Red and yellow are
+// reserved for unavailable and moving partitions.
+var nodePalette = []string{"4", "2", "5", "6", "12", "10", "13", "14", "8"}
+
+func newStyles(r *lipgloss.Renderer) styles {
+	s := styles{r: r, plain: r.ColorProfile() == termenv.Ascii}
+	n := r.NewStyle
+	s.title = n().Bold(true).Foreground(lipgloss.Color("6"))
+	s.bold = n().Bold(true)
+	s.dim = n().Faint(true)
+	s.header = n().Bold(true).Underline(true)
+	s.selected = n().Reverse(true)
+	s.ok = n().Foreground(lipgloss.Color("2"))
+	s.warn = n().Foreground(lipgloss.Color("3"))
+	s.bad = n().Foreground(lipgloss.Color("1")).Bold(true)
+	s.tabActive = n().Reverse(true).Bold(true)
+	s.tabIdle = n()
+	s.bannerBad = n().Background(lipgloss.Color("1")).Foreground(lipgloss.Color("15")).Bold(true)
+	s.bannerWarn = n().Background(lipgloss.Color("3")).Foreground(lipgloss.Color("0")).Bold(true)
+	s.flashOK = n().Foreground(lipgloss.Color("2")).Bold(true)
+	s.flashErr = n().Foreground(lipgloss.Color("1")).Bold(true)
+	s.box = n().Border(lipgloss.RoundedBorder()).BorderForeground(lipgloss.Color("6")).Padding(0, 1)
+	s.boxTitle = n().Bold(true)
+	s.cellUnavailable = n().Background(lipgloss.Color("1")).Foreground(lipgloss.Color("15")).Bold(true)
+	s.cellMoving = n().Background(lipgloss.Color("3")).Foreground(lipgloss.Color("0"))
+	for _, c := range nodePalette {
+		s.nodeCells = append(s.nodeCells, n().Background(lipgloss.Color(c)).Foreground(lipgloss.Color("0")))
+	}
+	return s
+}
