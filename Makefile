@@ -30,14 +30,17 @@ build:
 run:
 	$(GO) run ./cmd/tokmesh-server
 
-# deps installs what the tests need on a fresh machine: the Go modules and
-# redis-cli (Debian redis-tools) for the scripted RESP session test.
+# deps installs what the tests need on a fresh machine: the Go modules,
+# redis-cli (Debian redis-tools) for the scripted RESP session test and tmux
+# for the end-to-end test of tokmesh-cli top.
+DEB_DEPS := redis-cli:redis-tools tmux:tmux
 deps:
 	$(GO) mod download
-	@command -v redis-cli >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq redis-tools) || { echo "deps: installing redis-tools failed"; exit 1; }; \
-	  else echo "deps: redis-cli not found and no apt-get; TestRedisCLI_ScriptedSession will be skipped outside CI"; fi; }
+	@missing=""; for d in $(DEB_DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; done; \
+	  if [ -n "$$missing" ]; then \
+	    if command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -qq && apt-get install -y -qq $$missing) || { echo "deps: installing$$missing failed"; exit 1; }; \
+	    else echo "deps: missing$$missing and no apt-get; the tests that need them will be skipped"; fi; fi
 
 lint: vet
 vet:
