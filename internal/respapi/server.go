@@ -361,11 +361,21 @@ func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
 			writeCode(w, apierr.AuthForbidden)
 			return
 		}
-		if def.flags&flagGated != 0 && s.cfg.Gate != nil {
-			if aerr := s.cfg.Gate(); aerr != nil {
-				writeErr(w, aerr)
+		if def.flags&flagGated != 0 {
+			if s.cfg.Gate != nil {
+				if aerr := s.cfg.Gate(); aerr != nil {
+					writeErr(w, aerr)
+					return
+				}
+			}
+			// Like an HTTP business request, the command holds the
+			// engine's business gate while it runs: a restore waits for
+			// it, and no write interleaves with the store replacement.
+			if !s.cfg.Engine.EnterBusiness() {
+				writeErr(w, &apierr.Error{Code: apierr.AdminMaintenance, RetryAfter: 5})
 				return
 			}
+			defer s.cfg.Engine.ExitBusiness()
 		}
 	}
 	def.fn(w, st, args)
