@@ -114,6 +114,11 @@ func FuzzFramer(f *testing.F) {
 		if len(args) > MaxArgs {
 			return
 		}
+		for _, a := range args {
+			if len(a) > MaxBulkLen { // over the limit: refused by design
+				return
+			}
+		}
 		var cmd []byte
 		for range 2 {
 			cmd = redcon.AppendArray(cmd, len(args))
