@@ -578,9 +578,9 @@ func (a *app) clientWith(needKey bool) (*client.Client, error) {
 		return nil, err
 	}
 	target, key, prof := rt.target, rt.key, rt.profile
-	if strings.HasPrefix(target, "npipe:") {
-		return nil, configErr(CodeConfig, "on this build use -t unix:PATH or an http(s):// URL",
-			"named-pipe targets (%s) are not supported yet", target)
+	if strings.HasPrefix(target, "npipe:") && runtime.GOOS != "windows" {
+		return nil, configErr(CodeConfig, "use -t unix:PATH or an http(s):// URL",
+			"named-pipe targets (%s) exist only on Windows", target)
 	}
 	http := strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
 	if !needKey {

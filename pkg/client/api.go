@@ -124,6 +124,9 @@ func sessPath(id string) string { return "/sessions/" + url.PathEscape(id) }
 
 // CreateSession creates a session (POST /sessions). Not retried.
 func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (*CreateSessionResult, error) {
+	if c.resp != nil {
+		return c.respCreateSession(ctx, req)
+	}
 	var out CreateSessionResult
 	if err := c.do(ctx, call{method: http.MethodPost, path: "/sessions", body: req}, &out); err != nil {
 		return nil, err
@@ -133,6 +136,9 @@ func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (*
 
 // GetSession reads a session. Retried on 503/504.
 func (c *Client) GetSession(ctx context.Context, id string) (*Session, error) {
+	if c.resp != nil {
+		return c.respGetSession(ctx, id)
+	}
 	var out Session
 	if err := c.do(ctx, call{method: http.MethodGet, path: sessPath(id), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -142,6 +148,9 @@ func (c *Client) GetSession(ctx context.Context, id string) (*Session, error) {
 
 // Validate checks a token. Retried on 503/504 only when touch is false.
 func (c *Client) Validate(ctx context.Context, token string, touch bool) (*ValidateResult, error) {
+	if c.resp != nil {
+		return c.respValidate(ctx, token, touch)
+	}
 	body := struct {
 		Token string `json:"token"`
 		Touch bool   `json:"touch,omitempty"`
@@ -155,6 +164,9 @@ func (c *Client) Validate(ctx context.Context, token string, touch bool) (*Valid
 
 // Touch refreshes a session's last activity. Not retried.
 func (c *Client) Touch(ctx context.Context, id string) (*Session, error) {
+	if c.resp != nil {
+		return c.respTouch(ctx, id)
+	}
 	var out Session
 	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/touch", body: struct{}{}}, &out); err != nil {
 		return nil, err
@@ -164,6 +176,9 @@ func (c *Client) Touch(ctx context.Context, id string) (*Session, error) {
 
 // Renew sets a session's remaining TTL. Not retried.
 func (c *Client) Renew(ctx context.Context, id string, ttlSeconds int64) (*Session, error) {
+	if c.resp != nil {
+		return c.respRenew(ctx, id, ttlSeconds)
+	}
 	body := struct {
 		TTLSeconds int64 `json:"ttl_seconds"`
 	}{ttlSeconds}
@@ -176,6 +191,9 @@ func (c *Client) Renew(ctx context.Context, id string, ttlSeconds int64) (*Sessi
 
 // Revoke revokes a session (idempotent; retried on 503/504).
 func (c *Client) Revoke(ctx context.Context, id string) (*RevokeResult, error) {
+	if c.resp != nil {
+		return c.respRevoke(ctx, id)
+	}
 	var out RevokeResult
 	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/revoke", body: struct{}{}, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -186,6 +204,9 @@ func (c *Client) Revoke(ctx context.Context, id string) (*RevokeResult, error) {
 // RevokeUser revokes every live session of a user, except exceptSessionID
 // when not empty (idempotent; retried on 503/504).
 func (c *Client) RevokeUser(ctx context.Context, userID, exceptSessionID string) (*RevokeUserResult, error) {
+	if c.resp != nil {
+		return c.respRevokeUser(ctx, userID, exceptSessionID)
+	}
 	body := struct {
 		Except string `json:"except_session_id,omitempty"`
 	}{exceptSessionID}
@@ -198,6 +219,9 @@ func (c *Client) RevokeUser(ctx context.Context, userID, exceptSessionID string)
 
 // ListSessions lists live sessions (one page). Retried on 503/504.
 func (c *Client) ListSessions(ctx context.Context, o ListSessionsOptions) (*SessionList, error) {
+	if c.resp != nil {
+		return c.respListSessions(ctx, o)
+	}
 	var out SessionList
 	if err := c.do(ctx, call{method: http.MethodGet, path: "/sessions", query: o.values(), idempotent: true}, &out); err != nil {
 		return nil, err

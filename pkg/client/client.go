@@ -1,6 +1,7 @@
-// Package client is the public Go client of TokMesh (07-tools §4). This
-// first increment speaks HTTP only, over TCP (http://, https://) or the
-// node's local admin socket (unix:PATH, or "local").
+// Package client is the public Go client of TokMesh (07-tools §4). It
+// speaks HTTP over TCP (http://, https://) or the node's local admin
+// socket (unix:PATH, or "local"), and RESP (Protocol "resp", resp.go) for
+// the business methods.
 //
 // Failures answered by the server come back as *Error; failures to reach it
 // (connect, TLS, timeout) as *TransportError.
@@ -22,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +52,8 @@ type Config struct {
 	TLS *tls.Config
 	// Timeout bounds each attempt (default 30 s).
 	Timeout time.Duration
-	// Protocol is "http" (default); "resp" is not implemented yet.
+	// Protocol is "http" (default) or "resp" (Target "host:port",
+	// "resp://host:port" or "resps://host:port"; business methods only).
 	Protocol string
 	// MaxRetries bounds retries of idempotent operations on 503/504
 	// (default 2; negative: none). MaxRetryWait caps each wait, whatever
@@ -68,6 +71,7 @@ type Client struct {
 	target string // resolved description (URL or unix:PATH)
 	socket bool
 	hc     *http.Client
+	resp   *respPool // Protocol "resp" (resp.go); nil for http
 }
 
 // ResolveLocalSocket returns the first existing local admin socket, or the
@@ -83,8 +87,8 @@ func ResolveLocalSocket() string {
 
 // New validates cfg and builds a Client. It does not connect.
 func New(cfg Config) (*Client, error) {
-	if cfg.Protocol != "" && cfg.Protocol != "http" {
-		return nil, fmt.Errorf("client: protocol %q is not supported yet (only http)", cfg.Protocol)
+	if cfg.Protocol != "" && cfg.Protocol != "http" && cfg.Protocol != "resp" {
+		return nil, fmt.Errorf("client: protocol %q is not supported (http or resp)", cfg.Protocol)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -99,6 +103,9 @@ func New(cfg Config) (*Client, error) {
 		cfg.UserAgent = "tokmesh-go-client"
 	}
 	c := &Client{cfg: cfg}
+	if cfg.Protocol == "resp" {
+		return c.initRESP()
+	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: 16,
@@ -107,6 +114,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	t := strings.TrimSpace(cfg.Target)
 	switch {
+	case (t == "" || t == "local") && runtime.GOOS == "windows":
+		return c.pipe(DefaultPipe, tr)
 	case t == "" || t == "local":
 		return c.unix(ResolveLocalSocket(), tr)
 	case strings.HasPrefix(t, "unix://"):
@@ -114,7 +123,10 @@ func New(cfg Config) (*Client, error) {
 	case strings.HasPrefix(t, "unix:"):
 		return c.unix(strings.TrimPrefix(t, "unix:"), tr)
 	case strings.HasPrefix(t, "npipe:"):
-		return nil, fmt.Errorf("client: named-pipe targets are not supported yet: %q", t)
+		if runtime.GOOS != "windows" {
+			return nil, fmt.Errorf("client: %q: %w", t, errNoPipes)
+		}
+		return c.pipe(PipePath(strings.TrimPrefix(t, "npipe:")), tr)
 	case strings.HasPrefix(t, "http://") || strings.HasPrefix(t, "https://"):
 		u, err := url.Parse(t)
 		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
@@ -154,6 +166,28 @@ func (c *Client) unix(path string, tr *http.Transport) (*Client, error) {
 	return c, nil
 }
 
+var errNoPipes = errors.New("named pipes exist only on Windows; use unix:PATH")
+
+// PipePath turns a pipe name into its path: "tokmesh-server" and
+// `\\.\pipe\tokmesh-server` both name `\\.\pipe\tokmesh-server`.
+func PipePath(name string) string {
+	if strings.HasPrefix(name, `\\`) {
+		return name
+	}
+	return `\\.\pipe\` + name
+}
+
+// pipe targets the server's admin named pipe (Windows).
+func (c *Client) pipe(path string, tr *http.Transport) (*Client, error) {
+	tr.Proxy = nil
+	tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return dialPipe(ctx, path) }
+	c.socket = true
+	c.base = "http://tokmesh-local"
+	c.target = "npipe:" + path
+	c.hc = &http.Client{Transport: tr, Timeout: c.cfg.Timeout}
+	return c, nil
+}
+
 // Target describes the resolved target ("unix:/abs/path" or the base URL).
 func (c *Client) Target() string { return c.target }
 
@@ -161,7 +195,13 @@ func (c *Client) Target() string { return c.target }
 func (c *Client) IsSocket() bool { return c.socket }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() {
+	if c.resp != nil {
+		c.resp.close()
+		return
+	}
+	c.hc.CloseIdleConnections()
+}
 
 // Error is a failure answered by the server with an error envelope.
 type Error struct {
@@ -267,6 +307,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 }
 
 func (c *Client) do(ctx context.Context, cl call, out any) error {
+	if c.resp != nil {
+		return errNotOverRESP
+	}
 	var payload []byte
 	if cl.body != nil {
 		b, err := json.Marshal(cl.body)

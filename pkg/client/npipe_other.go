@@ -4,13 +4,10 @@ package client
 
 import (
 	"context"
-	"errors"
 	"net"
 )
 
 // DefaultPipe is the server's local admin pipe on Windows (04-security §7).
 const DefaultPipe = `\\.\pipe\tokmesh-server`
-
-var errNoPipes = errors.New("named pipes exist only on Windows; use unix:PATH")
 
 func dialPipe(ctx context.Context, name string) (net.Conn, error) { return nil, errNoPipes }
