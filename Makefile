@@ -16,7 +16,7 @@ BINARIES  := $(notdir $(wildcard cmd/*))
 # Crash-harness cycles: make test runs at least 10, make test-crash 100.
 CRASH_CYCLES ?= 10
 
-.PHONY: all build run deps lint test test-unit test-crash test-fuzz fuzz cover bench bench-memory vet fmt cross release-check clean
+.PHONY: all build run deps lint test test-unit test-crash test-fuzz fuzz cover bench bench-report bench-memory vet fmt cross release-check clean
 
 # Coverage gate of 10-packaging §1 (whole module, statements).
 COVER_MIN ?= 80
@@ -100,6 +100,12 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkCreate$$' -benchtime 20000x -timeout 30m ./internal/engine/
 	$(GO) test -run '^$$' -bench '^BenchmarkValidateParallel$$' -benchmem -benchtime 2s -timeout 30m ./internal/engine/
 	$(GO) test -run '^$$' -bench '^BenchmarkSnapshotAndColdStart1M$$' -benchtime 1x -timeout 30m ./internal/engine/
+
+# TokMesh vs Redis side by side with tokmesh-bench (both servers on CPU 0,
+# the bench on CPU 1); rewrites the generated section of docs/benchmarks.md.
+# ~5 min; needs redis-server, taskset and 2 CPUs. Run on a quiet machine.
+bench-report:
+	scripts/bench-report.sh
 
 # Heap and RSS with 1M example-shaped sessions, alone in its own process.
 bench-memory:

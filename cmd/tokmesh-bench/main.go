@@ -28,9 +28,36 @@ func main() {
 
 // run parses args, runs the benchmark and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, stderrTTY bool) int {
+	cmd, res := newRootCmd(ctx, stdout, stderr, getenv, stderrTTY)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nRun 'tokmesh-bench --help' for usage.\n", err)
+		return bench.ExitUsage
+	}
+	if !res.ran {
+		return bench.ExitOK // --help
+	}
+	if res.err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", res.err)
+		var be *bench.Error
+		if errors.As(res.err, &be) && be.Code == bench.ExitUsage {
+			fmt.Fprintln(stderr, "Run 'tokmesh-bench --help' for usage.")
+		}
+	}
+	return bench.ExitCode(res.err)
+}
+
+// outcome is what the root command's run left behind.
+type outcome struct {
+	ran bool
+	err error
+}
+
+// newRootCmd builds the command (also used by packaging/gen for the man
+// page and completions).
+func newRootCmd(ctx context.Context, stdout, stderr io.Writer, getenv func(string) string, stderrTTY bool) (*cobra.Command, *outcome) {
 	cfg := bench.DefaultConfig()
-	var ran bool
-	var runErr error
+	res := &outcome{}
 	cmd := &cobra.Command{
 		Use:   "tokmesh-bench --scenario validate|create|mixed|revoke-storm --protocol http|https|resp|resp-tls --target ADDR [flags]",
 		Short: "Load generator for TokMesh, with an optional side-by-side run against Redis",
@@ -46,15 +73,14 @@ create or revoke sessions, and a rate limit above the load you drive.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(c *cobra.Command, _ []string) error {
-			ran = true
+			res.ran = true
 			if cfg.APIKey == "" {
 				cfg.APIKey = getenv("TOKMESH_API_KEY")
 			}
-			_, runErr = bench.Run(ctx, cfg, bench.Output{Stdout: stdout, Stderr: stderr, Progress: stderrTTY && !cfg.NoProgress})
+			_, res.err = bench.Run(ctx, cfg, bench.Output{Stdout: stdout, Stderr: stderr, Progress: stderrTTY && !cfg.NoProgress})
 			return nil
 		},
 	}
-	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	f := cmd.Flags()
@@ -85,19 +111,5 @@ create or revoke sessions, and a rate limit above the load you drive.`,
 	f.StringVar(&cfg.TargetRedis, "target-redis", "", "also run the equivalent pattern against this Redis (host:port)")
 	f.StringVar(&cfg.RedisPassword, "redis-password", "", "password of --target-redis")
 
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nRun 'tokmesh-bench --help' for usage.\n", err)
-		return bench.ExitUsage
-	}
-	if !ran {
-		return bench.ExitOK // --help
-	}
-	if runErr != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", runErr)
-		var be *bench.Error
-		if errors.As(runErr, &be) && be.Code == bench.ExitUsage {
-			fmt.Fprintln(stderr, "Run 'tokmesh-bench --help' for usage.")
-		}
-	}
-	return bench.ExitCode(runErr)
+	return cmd, res
 }
