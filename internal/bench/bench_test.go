@@ -42,7 +42,11 @@ type sink struct {
 	// stallAt, when > 0, makes the n-th request overall stall for stall.
 	stallAt *atomic.Int64
 	stall   time.Duration
-	queued  int
+	// stallOnce, when set, stalls the first request received after
+	// stallFrom (independent of scheduling skew at the start of a run).
+	stallOnce *atomic.Bool
+	stallFrom time.Time
+	queued    int
 }
 
 func (s *sink) ready() error                    { return nil }
@@ -56,6 +60,9 @@ func (s *sink) receive(*request) (result, error) {
 	s.queued--
 	n := s.got.Add(1)
 	if s.stallAt != nil && n == s.stallAt.Load() {
+		time.Sleep(s.stall)
+	}
+	if s.stallOnce != nil && time.Now().After(s.stallFrom) && s.stallOnce.CompareAndSwap(false, true) {
 		time.Sleep(s.stall)
 	}
 	if s.delay > 0 {
@@ -127,11 +134,15 @@ func TestOpenLoop_StallShowsInPercentiles(t *testing.T) {
 	if l.P90 < 50 || l.Max < 150 {
 		t.Fatalf("stall hidden: %+v", l)
 	}
-	// A closed loop records the stall once.
+	// A closed loop records the stall once. (The stall is timed from the
+	// run's start, not the n-th request: on a loaded machine early requests
+	// may fall before the measured phase begins.)
 	got.Store(0)
-	cfg = sinkConfig(0, 1, 500*time.Millisecond)
+	var stalled atomic.Bool
+	from := time.Now().Add(150 * time.Millisecond)
+	cfg = sinkConfig(0, 1, 800*time.Millisecond)
 	m, err = measure(context.Background(), cfg, mix{}, sinkSide(&got, func() *sink {
-		return &sink{stallAt: &stallAt, stall: 200 * time.Millisecond}
+		return &sink{stallOnce: &stalled, stallFrom: from, stall: 200 * time.Millisecond}
 	}), Output{})
 	if err != nil {
 		t.Fatal(err)

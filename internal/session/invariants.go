@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"sync/atomic"
 )
 
 // CheckInvariants rebuilds every index of every shard by a full scan and
@@ -9,16 +10,41 @@ import (
 // expiry heaps, pending touches and the counters. It is meant for tests: it
 // holds each shard's read lock for a full scan.
 func (st *Store) CheckInvariants() error {
+	entries := map[uint32]int32{}
 	for i, sh := range st.shards {
 		sh.mu.RLock()
 		err := st.checkShard(i, sh)
+		for _, c := range sh.chunks {
+			for j := range c {
+				if r := &c[j]; r.flags&fInUse != 0 {
+					entries[st.hashKey(lUser, &ikey{s: r.user()})&(userBuckets-1)]++
+				}
+			}
+		}
 		sh.mu.RUnlock()
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", i, err)
 		}
 	}
+	// The per-user bound counts exactly the user-list entries. Every
+	// bucket holding entries is checked each time; all 1M buckets (that no
+	// other bucket is off) on every 32nd call, to keep property tests fast.
+	for b, want := range entries {
+		if got := st.userEntries[b].Load(); got != want {
+			return fmt.Errorf("user bucket %d counts %d entries, the shards hold %d", b, got, want)
+		}
+	}
+	if invariantCalls.Add(1)%32 == 1 {
+		for b := range st.userEntries {
+			if got, want := st.userEntries[b].Load(), entries[uint32(b)]; got != want {
+				return fmt.Errorf("user bucket %d counts %d entries, the shards hold %d", b, got, want)
+			}
+		}
+	}
 	return nil
 }
+
+var invariantCalls atomic.Uint64
 
 func (st *Store) checkShard(si int, sh *shard) error {
 	// ---- sessions: slab and free list ----

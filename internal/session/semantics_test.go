@@ -650,3 +650,27 @@ func TestQuota_EvictOldestPrefersOlderCreatedAt(t *testing.T) {
 		t.Fatal("evicted the recently active session")
 	}
 }
+
+// The per-user bound that lets a create skip counting shard by shard
+// follows inserts, revocations, sweeps and Reset exactly.
+func TestQuota_UserBoundFollowsEntries(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxPerUser = 100 })
+	h := e.st.hashKey(lUser, &ikey{s: "u-bound"})
+	var ids []ID
+	for i := range 5 {
+		ids = append(ids, e.create(CreateRequest{UserID: "u-bound", Token: token(i), TTLSet: true, TTLSeconds: int64(1 + i%2)}).Session.ID)
+	}
+	if got := e.st.userBound(h); got != 5 {
+		t.Fatalf("bound %d after 5 creates, want 5", got)
+	}
+	e.st.Revoke(ids[0])
+	if got := e.st.userBound(h); got != 4 {
+		t.Fatalf("bound %d after a revoke, want 4", got)
+	}
+	e.check()
+	e.st.Reset()
+	if got := e.st.userBound(h); got != 0 {
+		t.Fatalf("bound %d after Reset, want 0", got)
+	}
+	e.check()
+}

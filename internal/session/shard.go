@@ -165,6 +165,13 @@ func newShard(st *Store) *shard { return &shard{st: st} }
 // clear drops every session and tombstone (caller holds mu, which must
 // therefore not be overwritten).
 func (sh *shard) clear() {
+	for _, c := range sh.chunks {
+		for j := range c {
+			if r := &c[j]; r.flags&fInUse != 0 {
+				sh.st.userEntries[sh.st.hashKey(lUser, &ikey{s: r.user()})&(userBuckets-1)].Add(-1)
+			}
+		}
+	}
 	sh.chunks, sh.free = nil, nil
 	sh.byID.reset()
 	sh.byTok.reset()
@@ -394,6 +401,9 @@ func (sh *shard) link(l int, ref uint32) {
 		return
 	}
 	h := sh.st.hashKey(l, &k)
+	if l == lUser {
+		sh.st.userEntries[h&(userBuckets-1)].Add(1)
+	}
 	_, head, found := sh.idx[l].find(h, func(x uint32) bool { return matchKey(l, sh.rec(x), &k) })
 	if !found {
 		sh.idx[l].insert(h, ref, sh.listHashOf(l))
@@ -415,6 +425,10 @@ func (sh *shard) unlink(l int, ref uint32) {
 	if !ok {
 		return
 	}
+	h := sh.st.hashKey(l, &k)
+	if l == lUser {
+		sh.st.userEntries[h&(userBuckets-1)].Add(-1)
+	}
 	lk := r.links[l]
 	r.links[l] = link{noRef, noRef}
 	if lk.prev != noRef {
@@ -424,7 +438,7 @@ func (sh *shard) unlink(l int, ref uint32) {
 		}
 		return
 	}
-	pos, _, found := sh.idx[l].find(sh.st.hashKey(l, &k), func(x uint32) bool { return x == ref })
+	pos, _, found := sh.idx[l].find(h, func(x uint32) bool { return x == ref })
 	if !found {
 		return // unreachable while invariants hold
 	}

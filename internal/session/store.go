@@ -84,6 +84,13 @@ func DefaultConfig() Config {
 
 const userStripes = 1024
 
+// userBuckets is the size of Store.userEntries (4 MiB of counters).
+const userBuckets = 1 << 20
+
+// userBound is an upper bound of the live sessions of the user whose lUser
+// hash is h (the count of list entries in h's bucket).
+func (st *Store) userBound(h uint32) int { return int(st.userEntries[h&(userBuckets-1)].Load()) }
+
 type stripe struct {
 	sync.Mutex
 	_ [56]byte // keep stripes on separate cache lines
@@ -101,6 +108,11 @@ type Store struct {
 	now     func() int64
 	journal Journal
 	stripes []stripe
+	// userEntries counts user-list entries (sessions in memory, live or
+	// not yet swept) per bucket of user hashes, across all shards: an upper
+	// bound of any one user's live sessions. A create whose bound is under
+	// the quota skips counting the user's sessions shard by shard.
+	userEntries []atomic.Int32
 
 	sweep sweepCounters
 }
@@ -159,13 +171,14 @@ func NewStore(cfg Config) (*Store, error) {
 		now = func() int64 { return time.Now().UnixMilli() }
 	}
 	st := &Store{
-		cfg:     cfg,
-		grace:   grace,
-		seed:    maphash.MakeSeed(),
-		mask:    uint32(cfg.Shards - 1),
-		now:     now,
-		journal: cfg.Journal,
-		stripes: make([]stripe, userStripes),
+		cfg:         cfg,
+		grace:       grace,
+		seed:        maphash.MakeSeed(),
+		mask:        uint32(cfg.Shards - 1),
+		now:         now,
+		journal:     cfg.Journal,
+		stripes:     make([]stripe, userStripes),
+		userEntries: make([]atomic.Int32, userBuckets),
 	}
 	st.limits.Store(&Limits{MaxPerUser: cfg.MaxPerUser, OnExceed: cfg.OnExceed,
 		TTLDefault: cfg.TTLDefault, TTLMax: cfg.TTLMax, IdleDefault: cfg.IdleDefault})
@@ -416,7 +429,11 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 	stp.Lock()
 	defer stp.Unlock()
 	evict := lim.OnExceed == QuotaEvictOldest
-	count, cands := st.countLive(req.UserID, now, evict, lim.MaxPerUser)
+	var count int
+	var cands []victim
+	if st.userBound(st.hashKey(lUser, &ikey{s: req.UserID})) >= lim.MaxPerUser {
+		count, cands = st.countLive(req.UserID, now, evict, lim.MaxPerUser)
+	}
 	var victims []victim
 	if count >= lim.MaxPerUser {
 		if !evict {
