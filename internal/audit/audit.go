@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,7 @@ type Log struct {
 	mu       sync.Mutex // guards everything below up to the blank line
 	f        *os.File
 	fi       os.FileInfo // of f, to notice the file being deleted or replaced
+	statAt   time.Time   // last check of fi (batches of session records re-check at most every statEvery)
 	fday     string      // day of f; never goes backwards
 	fsize    int64
 	seq      uint64
@@ -356,12 +358,14 @@ func (l *Log) appendLocked(r *Record) error {
 // one write(2). Either every line is written and the chain advances over
 // all of them, or none is (a partial write is truncated away).
 func (l *Log) appendBatchLocked(rs []Record) error {
-	if len(rs) == 1 {
-		return l.appendLocked(&rs[0])
-	}
 	now := l.now().UTC().Truncate(time.Millisecond)
-	if err := l.ensureFileLocked(now); err != nil {
-		return err
+	// Session records (non-blocking, best effort) re-check the file's
+	// identity at most every statEvery; admin records (Attempt, fail
+	// closed) check it every time.
+	if l.f == nil || dayOf(now) != l.fday || time.Since(l.statAt) >= statEvery {
+		if err := l.ensureFileLocked(now); err != nil {
+			return err
+		}
 	}
 	seq, last := l.seq, l.lastHash
 	l.buf.Reset()
@@ -395,6 +399,10 @@ func (l *Log) appendBatchLocked(rs []Record) error {
 	return nil
 }
 
+// statEvery bounds how often batches of session records check that the
+// audit file was not deleted or replaced.
+const statEvery = 100 * time.Millisecond
+
 // ensureFileLocked opens the file of now's UTC day (or keeps the current
 // one if the clock went backwards), and reopens it if it was deleted or
 // replaced underneath. It does not recreate a missing directory: that is
@@ -405,6 +413,7 @@ func (l *Log) ensureFileLocked(now time.Time) error {
 		day = l.fday
 	}
 	path := filepath.Join(l.dir, fileName(day))
+	l.statAt = time.Now()
 	if l.f != nil && day == l.fday {
 		st, err := os.Stat(path)
 		if err == nil && os.SameFile(st, l.fi) {
@@ -452,8 +461,11 @@ func (l *Log) writer() {
 	for {
 		select {
 		case r := <-l.queue:
-			// Drain what else is queued: one stat and one write(2) for
-			// the batch instead of per record (session writes under load).
+			// Drain what else is queued: one write(2) for the batch
+			// instead of per record (session writes under load). Yielding
+			// once first lets the producers that are ready to run (all
+			// of them on one P) add their records to this batch.
+			runtime.Gosched()
 			batch = append(batch[:0], r)
 		drain:
 			for len(batch) < maxBatch {

@@ -60,6 +60,8 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() int64    // unix ms; nil = wall clock
 	OnFatal func(err error) // fail-stop hook (the server stops listeners and exits 1)
+	// OnFsync observes every WAL fsync (duration, records made durable).
+	OnFsync func(d time.Duration, records uint64)
 }
 
 // DefaultConfig returns the defaults of 08-config for a data dir.
@@ -321,7 +323,7 @@ func (e *Engine) recover() error {
 	w, err := wal.Open(wal.Options{
 		Dir: walDir, Key: key, Cipher: e.ciph,
 		SyncMode: e.cfg.SyncMode, SyncInterval: e.cfg.SyncInterval, SegmentSize: e.cfg.SegmentSize,
-		OnFatal: e.onFatal,
+		OnFatal: e.onFatal, OnFsync: e.cfg.OnFsync,
 	}, last+1)
 	if err != nil {
 		return &StartupError{Code: ExitRuntime, Err: fmt.Errorf("open WAL: %w", err)}

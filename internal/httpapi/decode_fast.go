@@ -4,10 +4,12 @@ package httpapi
 // body has two; create-session six).
 const maxFastFields = 8
 
-// decodeFast is an allocation-free fast path of decodeStrict for the common
-// case: one flat object of known, distinct, non-null-or-null members whose
-// destinations are *string or *bool, with plain printable-ASCII strings (no
-// escapes), JSON whitespace only and nothing after the object. It commits
+// decodeFast is a fast path of decodeStrict for the common case: one
+// object of known, distinct, non-null-or-null members whose destinations
+// are *string, *bool, *int64 (plain integers) or *map[string]string (an
+// object of plain strings with distinct keys), with plain printable-ASCII
+// strings (no escapes), JSON whitespace only and nothing after the object.
+// It allocates only the decoded strings and maps. It commits
 // the values and reports true only when the body is accepted; for anything
 // else (errors, escapes, non-ASCII, numbers, nested values, other
 // destination types, duplicates, missing required fields, an empty body)
@@ -20,17 +22,19 @@ func decodeFast(body []byte, fields []field) bool {
 	}
 	for i := range fields {
 		switch fields[i].dst.(type) {
-		case *string, *bool:
+		case *string, *bool, *int64, *map[string]string:
 		default:
 			return false
 		}
 	}
-	// Per field: the string value's bounds in body, or the bool; state 0 =
-	// absent, 1 = null, 2 = set.
+	// Per field: the string value's (or object's) bounds in body, the bool
+	// or the integer; state 0 = absent, 1 = null, 2 = set.
 	var (
 		state      [maxFastFields]uint8
 		start, end [maxFastFields]int
 		bval       [maxFastFields]bool
+		ival       [maxFastFields]int64
+		npairs     [maxFastFields]int
 	)
 	i := skipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
@@ -88,6 +92,20 @@ func decodeFast(body []byte, fields []field) bool {
 						return false
 					}
 					state[f] = 2
+				case *int64:
+					v, next, ok := scanPlainInt(body, i)
+					if !ok {
+						return false
+					}
+					state[f], ival[f] = 2, v
+					i = next
+				case *map[string]string:
+					next, n, ok := scanPlainStringMap(body, i)
+					if !ok {
+						return false
+					}
+					state[f], start[f], end[f], npairs[f] = 2, i, next, n
+					i = next
 				}
 			}
 			i = skipWS(body, i)
@@ -121,6 +139,10 @@ func decodeFast(body []byte, fields []field) bool {
 			*d = string(body[start[j]:end[j]])
 		case *bool:
 			*d = bval[j]
+		case *int64:
+			*d = ival[j]
+		case *map[string]string:
+			*d = buildPlainStringMap(body[start[j]:end[j]], npairs[j])
 		}
 		if fields[j].set != nil {
 			*fields[j].set = true
@@ -164,4 +186,101 @@ func hasLiteral(b []byte, i int, lit string) bool {
 	}
 	j := i + len(lit)
 	return j == len(b) || b[j] == ',' || b[j] == '}' || b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r'
+}
+
+// scanPlainInt scans a JSON integer at b[i] (-?(0|[1-9][0-9]*), at most 18
+// digits, so it fits in an int64) followed by a delimiter; it returns the
+// value and the index after it. Fractions, exponents, leading zeros and
+// longer numbers are left to the general decoder.
+func scanPlainInt(b []byte, i int) (v int64, next int, ok bool) {
+	neg := false
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		v = v*10 + int64(b[j]-'0')
+		j++
+	}
+	if n := j - i; n == 0 || n > 18 || (n > 1 && b[i] == '0') {
+		return 0, 0, false
+	}
+	if j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		return 0, 0, false // e.g. 1.5, 1e3, 12x
+	}
+	if neg {
+		v = -v
+	}
+	return v, j, true
+}
+
+// maxFastPairs bounds the objects scanPlainStringMap accepts (duplicate
+// keys are checked pairwise).
+const maxFastPairs = 16
+
+// scanPlainStringMap scans a JSON object of plain strings at b[i] (keys
+// and values as scanPlainString accepts them, distinct keys, at most
+// maxFastPairs pairs); it returns the index after the closing brace and
+// the number of pairs.
+func scanPlainStringMap(b []byte, i int) (next, n int, ok bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, 0, false
+	}
+	var ks, ke [maxFastPairs]int
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, 0, true
+	}
+	for {
+		if n == maxFastPairs {
+			return 0, 0, false
+		}
+		s, e, ok := scanPlainString(b, i)
+		if !ok {
+			return 0, 0, false
+		}
+		for p := 0; p < n; p++ {
+			if string(b[ks[p]:ke[p]]) == string(b[s:e]) {
+				return 0, 0, false // duplicate: the general decoder reports it
+			}
+		}
+		ks[n], ke[n] = s, e
+		n++
+		i = skipWS(b, e+1)
+		if i >= len(b) || b[i] != ':' {
+			return 0, 0, false
+		}
+		if _, ve, ok := scanPlainString(b, skipWS(b, i+1)); ok {
+			i = skipWS(b, ve+1)
+		} else {
+			return 0, 0, false
+		}
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return i + 1, n, true
+		default:
+			return 0, 0, false
+		}
+	}
+}
+
+// buildPlainStringMap decodes an object scanPlainStringMap accepted.
+func buildPlainStringMap(obj []byte, n int) map[string]string {
+	m := make(map[string]string, n)
+	i := skipWS(obj, 1)
+	for len(m) < n {
+		ks, ke, _ := scanPlainString(obj, i)
+		i = skipWS(obj, ke+1) // ':'
+		vs, ve, _ := scanPlainString(obj, skipWS(obj, i+1))
+		m[string(obj[ks:ke])] = string(obj[vs:ve])
+		i = skipWS(obj, ve+1) // ',' or '}'
+		i = skipWS(obj, i+1)
+	}
+	return m
 }

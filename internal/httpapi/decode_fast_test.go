@@ -6,13 +6,15 @@ import (
 )
 
 // fastFieldSets are the field sets the differential fuzz test runs: the
-// validate body, a mixed set with presence flags, and one the fast path
-// must decline (an int64 destination).
+// validate body, a mixed set with presence flags, one with an int64, and
+// the create-session body (int64s and a string map).
 type fastDst struct {
 	Token, UserID, Device string
 	Touch, Flag           bool
-	TTL                   int64
+	TTL, Idle             int64
 	TokenSet, FlagSet     bool
+	TTLSet, IdleSet       bool
+	Data                  map[string]string
 }
 
 func fastFieldSets(d *fastDst) [][]field {
@@ -21,6 +23,9 @@ func fastFieldSets(d *fastDst) [][]field {
 		{{name: "user_id", dst: &d.UserID, required: true}, {name: "device_id", dst: &d.Device},
 			{name: "token", dst: &d.Token, set: &d.TokenSet}, {name: "flag", dst: &d.Flag, set: &d.FlagSet}},
 		{{name: "token", dst: &d.Token}, {name: "ttl_seconds", dst: &d.TTL}},
+		{{name: "user_id", dst: &d.UserID, required: true}, {name: "device_id", dst: &d.Device},
+			{name: "ttl_seconds", dst: &d.TTL, set: &d.TTLSet}, {name: "data", dst: &d.Data},
+			{name: "token", dst: &d.Token, set: &d.TokenSet}, {name: "idle_timeout_seconds", dst: &d.Idle, set: &d.IdleSet}},
 	}
 }
 
@@ -32,7 +37,16 @@ var fastSeeds = []string{``, ` `, `{}`, ` {} `, `{"token":"tmtk_abc"}`, `{"token
 	"{\"token\":\"a\x01\"}", "\v{\"token\":\"a\"}", "{\"token\":\"a\"}\v", "\t{\r\n\"token\" : \"a\" }\n",
 	`{"user_id":"u","device_id":"d","token":"t","flag":true}`, `{"user_id":"u","flag":null}`, `{"user_id":"é"}`,
 	`{"token":"a","ttl_seconds":5}`, `[]`, `"x"`, `{"token":"a"`, `{"token":"a",`, `{"token"`, `{"token":`,
-	`{"token":"a","touch":false,"touch":true}`, `{"token":"a","touch":fals}`, `{"token":"a","touch":nul}`}
+	`{"token":"a","touch":false,"touch":true}`, `{"token":"a","touch":fals}`, `{"token":"a","touch":nul}`,
+	`{"token":"a","ttl_seconds":-0}`, `{"token":"a","ttl_seconds":007}`, `{"token":"a","ttl_seconds":1.5}`,
+	`{"token":"a","ttl_seconds":1e3}`, `{"token":"a","ttl_seconds":-}`, `{"token":"a","ttl_seconds":"5"}`,
+	`{"token":"a","ttl_seconds":999999999999999999}`, `{"token":"a","ttl_seconds":9223372036854775808}`,
+	`{"token":"a","ttl_seconds":12x}`, `{"user_id":"u","data":{}}`, `{"user_id":"u","data":{ }}`,
+	`{"user_id":"u","data":{"a":"1","b":"2"},"ttl_seconds":3600,"idle_timeout_seconds":0}`,
+	`{"user_id":"u","data":{"a":"1","a":"2"}}`, `{"user_id":"u","data":{"a":1}}`, `{"user_id":"u","data":{"a":"1",}}`,
+	`{"user_id":"u","data":{"a":"1"`, `{"user_id":"u","data":[]}`, `{"user_id":"u","data":null}`,
+	`{"user_id":"u","data":{"a":"\u00e9"}}`, `{"user_id":"u","data":{"a":null}}`, `{"user_id":"u","data":{"a" : "b" , "c":"d" }}`,
+	`{"user_id":"u","data":{"k1":"v","k2":"v","k3":"v","k4":"v","k5":"v","k6":"v","k7":"v","k8":"v","k9":"v","k10":"v","k11":"v","k12":"v","k13":"v","k14":"v","k15":"v","k16":"v","k17":"v"}}`}
 
 // TestDecodeFast_SeedsMatchGeneral runs the differential check over the
 // seeds without fuzzing, so it runs in every go test.
@@ -43,6 +57,12 @@ func TestDecodeFast_SeedsMatchGeneral(t *testing.T) {
 	var d fastDst
 	if !decodeFast([]byte(`{"token":"tmtk_abc","touch":true}`), fastFieldSets(&d)[0]) || d.Token != "tmtk_abc" || !d.Touch {
 		t.Fatalf("fast path declined the validate body: %+v", d)
+	}
+	var c fastDst
+	body := `{"user_id":"u-1001","ttl_seconds":3600,"data":{"tenant":"acme","mfa":"totp"},"idle_timeout_seconds":-0}`
+	if !decodeFast([]byte(body), fastFieldSets(&c)[3]) || c.TTL != 3600 || !c.TTLSet || !c.IdleSet ||
+		!reflect.DeepEqual(c.Data, map[string]string{"tenant": "acme", "mfa": "totp"}) {
+		t.Fatalf("fast path declined or misread the create body: %+v", c)
 	}
 }
 
@@ -63,7 +83,7 @@ func checkFastEquivalence(t *testing.T, body []byte) {
 	for k := range fastFieldSets(&fastDst{}) {
 		var fast, gen, untouched fastDst
 		fastOK := decodeFast(body, fastFieldSets(&fast)[k])
-		if !fastOK && fast != untouched {
+		if !fastOK && !reflect.DeepEqual(fast, untouched) {
 			t.Fatalf("set %d, %q: declined fast path wrote %+v", k, body, fast)
 		}
 		var strict fastDst
@@ -75,10 +95,10 @@ func checkFastEquivalence(t *testing.T, body []byte) {
 		if !reflect.DeepEqual(serr, gerr) {
 			t.Fatalf("set %d, %q: decodeStrict %#v, general %#v", k, body, serr, gerr)
 		}
-		if gerr == nil && strict != gen {
+		if gerr == nil && !reflect.DeepEqual(strict, gen) {
 			t.Fatalf("set %d, %q: decodeStrict decoded %+v, general %+v", k, body, strict, gen)
 		}
-		if fastOK && fast != gen {
+		if fastOK && !reflect.DeepEqual(fast, gen) {
 			t.Fatalf("set %d, %q: fast path decoded %+v, general %+v", k, body, fast, gen)
 		}
 	}

@@ -171,6 +171,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// socket. So: lock+recover first when the socket is enabled.
 	ec.Logger = s.log
 	ec.Getenv = s.getenv
+	ec.OnFsync = func(d time.Duration, records uint64) { s.metrics.ObserveFsync(d, int(records)) }
 	ec.OnFatal = func(err error) {
 		s.state.Store("failed")
 		select {

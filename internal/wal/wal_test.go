@@ -249,7 +249,14 @@ func TestAppendOrder_ConcurrentAppendersKeepSeqPayloadBinding(t *testing.T) {
 
 func TestGroupCommit_AlwaysMode64WritersShareFsyncs(t *testing.T) {
 	dir := t.TempDir()
-	w := openTest(t, Options{Dir: dir, SyncMode: SyncAlways}, 1)
+	var hookCalls, hookRecords atomic.Uint64
+	w := openTest(t, Options{Dir: dir, SyncMode: SyncAlways, OnFsync: func(d time.Duration, n uint64) {
+		if d <= 0 {
+			t.Errorf("fsync hook: duration %v", d)
+		}
+		hookCalls.Add(1)
+		hookRecords.Add(n)
+	}}, 1)
 	defer w.Close()
 	const writers, each = 64, 30
 	var wg sync.WaitGroup
@@ -278,6 +285,11 @@ func TestGroupCommit_AlwaysMode64WritersShareFsyncs(t *testing.T) {
 	}
 	if st.Fsyncs*8 > st.Records {
 		t.Fatalf("group commit ineffective: %d fsyncs for %d records", st.Fsyncs, st.Records)
+	}
+	// The metrics hook sees every fsync and every record it made durable.
+	if hookCalls.Load() != st.Fsyncs || hookRecords.Load() != st.Records {
+		t.Fatalf("fsync hook: %d calls / %d records, writer: %d fsyncs / %d records",
+			hookCalls.Load(), hookRecords.Load(), st.Fsyncs, st.Records)
 	}
 }
 

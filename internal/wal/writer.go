@@ -80,6 +80,10 @@ type Options struct {
 	// or fsync error. The writer is dead afterwards (fail-stop). It must not
 	// block or call Close (Close waits for the writer goroutine).
 	OnFatal func(error)
+	// OnFsync, if set, is called from the writer goroutine after every
+	// successful fsync with its duration and how many records it made
+	// durable (metrics). It must not block.
+	OnFsync func(d time.Duration, records uint64)
 }
 
 // Stats are the writer's counters since Open.
@@ -581,8 +585,12 @@ func (w *Writer) sync() (int, error) {
 	if err := w.f.Sync(); err != nil {
 		return 0, fmt.Errorf("wal: fsync %s: %w", w.segPath, err)
 	}
-	w.lastFsync.Store(int64(time.Since(start)))
+	took := time.Since(start)
+	w.lastFsync.Store(int64(took))
 	w.fsyncs.Add(1)
+	if w.opts.OnFsync != nil {
+		w.opts.OnFsync(took, w.lastWritten-w.lastSynced)
+	}
 	w.lastSynced = w.lastWritten
 	w.mu.Lock()
 	w.synced = w.lastSynced
