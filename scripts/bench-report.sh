@@ -3,7 +3,7 @@
 # written to docs/benchmarks.md between the bench-report markers.
 #
 # TokMesh and redis-server run on loopback with temp data dirs, both pinned
-# to CPU 0 (one CPU; tokmesh-server runs two Ps on it, docs/decisions.md D17); tokmesh-bench is pinned
+# to CPU 0 (TokMesh one P, two in WAL always runs: docs/decisions.md D17); tokmesh-bench is pinned
 # to CPU 1. Redis persists with an append-only file whose fsync policy
 # matches TokMesh's WAL sync mode of the same run:
 #   phase A: storage.wal.sync_mode=interval  vs  appendfsync everysec
@@ -173,7 +173,7 @@ SECTION=$WORK/section.md
   echo
   echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r),"
   echo "$(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3). TokMesh and \`redis-server\` pinned"
-  echo "to CPU 0 (\`taskset -c 0\`: one CPU; tokmesh-server runs two Ps on it, D17 in docs/decisions.md), \`tokmesh-bench\` pinned to CPU 1."
+  echo "to CPU 0 (\`taskset -c 0\`; TokMesh runs one P, two in WAL \`always\` runs: D17 in docs/decisions.md), \`tokmesh-bench\` pinned to CPU 1."
   echo "Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. The VM is shared with other"
   echo "builds and tests: compare the ratios within a row, not absolute numbers across runs."
   echo

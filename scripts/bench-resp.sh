@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# RESP validate vs Redis GET, same run: TokMesh TM.VALIDATE <token> against
-# GET of a 256-byte value on a redis-server started here on another loopback
-# port. Servers pinned to CPU 0, redis-benchmark to CPU 1.
-# Usage: scripts/bench-resp.sh [requests] [clients]   (issue 3)
+# RESP side by side with redis-benchmark (issue 3), both servers started here
+# on loopback and pinned to CPU 0, redis-benchmark pinned to CPU 1:
+#   1. TM.VALIDATE <token> vs GET of a 256-byte value, -P 1 and -P 16;
+#   2. TM.CREATE (WAL interval) vs SET … EX (appendfsync everysec);
+#   3. TM.CREATE (WAL always)   vs SET … EX (appendfsync always).
+# Prints requests/s and p50/p99 (ms) per run and the ratios.
+# Usage: scripts/bench-resp.sh [requests] [clients]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -13,20 +16,54 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 go build -o "$WORK/" ./cmd/tokmesh-server ./cmd/tokmesh-cli
 export TOKMESH_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-(cd "$WORK" && exec taskset -c 0 ./tokmesh-server --http-address 127.0.0.1:5097 --resp-address 127.0.0.1:6397 \
-  --set telemetry.logging.level=warn > server.log 2>&1) &
-taskset -c 0 redis-server --port 6398 --bind 127.0.0.1 --save '' --appendonly no --daemonize no > "$WORK/redis.log" 2>&1 &
-for i in $(seq 1 100); do curl -sf http://127.0.0.1:5097/ready >/dev/null && break; sleep 0.1; done
-cd "$WORK"
-json() { sed -n "s/.*\"$1\": \"\(.*\)\".*/\1/p"; }
-KEY=$(./tokmesh-cli apikey create --role issuer --rate-limit 1000000 -o json 2>/dev/null | json api_key)
-cd - >/dev/null
+VALUE=$(head -c 256 /dev/zero | tr '\0' 'x')
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); -c $C -n $N"
+
+# start_servers MODE APPENDFSYNC: a fresh TokMesh (WAL sync_mode MODE) on
+# 6397 and a fresh redis-server (AOF with APPENDFSYNC) on 6398.
+start_servers() {
+  stop_servers
+  rm -rf "$WORK/data" "$WORK/redis" && mkdir -p "$WORK/redis"
+  (cd "$WORK" && exec taskset -c 0 ./tokmesh-server --http-address 127.0.0.1:5097 --resp-address 127.0.0.1:6397 \
+    --set telemetry.logging.level=warn --set storage.wal.sync_mode="$1" > server.log 2>&1) &
+  TM_PID=$!
+  taskset -c 0 redis-server --port 6398 --bind 127.0.0.1 --dir "$WORK/redis" --save '' --appendonly yes \
+    --appendfsync "$2" --daemonize no > "$WORK/redis.log" 2>&1 &
+  RD_PID=$!
+  for i in $(seq 1 100); do curl -sf http://127.0.0.1:5097/ready >/dev/null && redis-cli -p 6398 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  sleep 0.3
+  KEY=$(cd "$WORK" && ./tokmesh-cli apikey create --role issuer --rate-limit 1000000 -o json 2>/dev/null | sed -n 's/.*"api_key": "\(.*\)".*/\1/p')
+}
+stop_servers() {
+  [ -n "${TM_PID:-}" ] && kill "$TM_PID" 2>/dev/null && wait "$TM_PID" 2>/dev/null || true
+  [ -n "${RD_PID:-}" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null || true
+  TM_PID= RD_PID=
+}
+
+# run NAME PORT AUTH ARGS... → "rps p50 p99" from redis-benchmark's CSV
+run() {
+  local port=$1 auth=$2; shift 2
+  taskset -c 1 redis-benchmark -p "$port" ${auth:+-a "$auth"} -c "$C" -n "$N" --csv "$@" 2>/dev/null \
+    | tail -1 | awk -F, '{gsub(/"/,""); print $(NF-6), $(NF-3), $(NF-1)}'
+}
+row() { # row LABEL "tm_rps tm_p50 tm_p99" "rd_rps rd_p50 rd_p99"
+  read -r a p50a p99a <<<"$2"; read -r b p50b p99b <<<"$3"
+  awk -v l="$1" -v a="$a" -v b="$b" -v pa="$p99a" -v pb="$p99b" -v qa="$p50a" -v qb="$p50b" 'BEGIN {
+    printf "| %s | %.0f req/s, p50 %s, p99 %s ms | %.0f req/s, p50 %s, p99 %s ms | %.2fx | %.2fx |\n", l, a, qa, pa, b, qb, pb, a/b, pa/pb }'
+}
+
+echo "| test | TokMesh | Redis | throughput ratio | p99 ratio |"
+echo "|---|---|---|---|---|"
+start_servers interval everysec
 TOKEN=$(redis-cli -p 6397 --no-auth-warning -a "$KEY" TM.CREATE '{"user_id":"u-1001","data":{"tenant":"acme"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
-redis-cli -p 6398 SET bench:key "$(head -c 256 /dev/zero | tr '\0' 'x')" >/dev/null
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+redis-cli -p 6398 SET bench:key "$VALUE" >/dev/null
 for P in 1 16; do
-  echo "== TokMesh TM.VALIDATE, -c $C -n $N -P $P"
-  taskset -c 1 redis-benchmark -p 6397 -a "$KEY" -c "$C" -n "$N" -P "$P" -q --precision 3 TM.VALIDATE "$TOKEN" 2>&1 | tr '\r' '\n' | grep -E "requests per second|Error" | tail -1
-  echo "== Redis GET 256 B, -c $C -n $N -P $P"
-  taskset -c 1 redis-benchmark -p 6398 -c "$C" -n "$N" -P "$P" -q --precision 3 GET bench:key 2>&1 | tr '\r' '\n' | grep -E "requests per second|p99" | tail -1
+  row "TM.VALIDATE vs GET, -P $P" "$(run 6397 "$KEY" -P "$P" TM.VALIDATE "$TOKEN")" "$(run 6398 "" -P "$P" GET bench:key)"
 done
+CREATE='{"user_id":"u-__rand_int__","data":{"tenant":"acme"}}'
+row "TM.CREATE (WAL interval) vs SET EX (AOF everysec)" "$(run 6397 "$KEY" -r 100000000 TM.CREATE "$CREATE")" \
+  "$(run 6398 "" -r 100000000 SET "key:__rand_int__" "$VALUE" EX 3600)"
+start_servers always always
+row "TM.CREATE (WAL always) vs SET EX (AOF always)" "$(run 6397 "$KEY" -r 100000000 TM.CREATE "$CREATE")" \
+  "$(run 6398 "" -r 100000000 SET "key:__rand_int__" "$VALUE" EX 3600)"
+stop_servers

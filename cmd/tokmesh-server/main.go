@@ -43,7 +43,6 @@ const (
 var logLevel = new(slog.LevelVar)
 
 func main() {
-	ensureTwoProcs()
 	// Started by the Windows service manager: run as a service (service_windows.go).
 	if code, ok := runAsService(os.Args[1:]); ok {
 		os.Exit(code)
@@ -177,15 +176,17 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 	}
 }
 
-// ensureTwoProcs gives the runtime at least two Ps when it chose one (one
-// CPU, or a CPU affinity of one) and the operator did not set GOMAXPROCS.
-// The WAL writer blocks in fsync (every write in sync_mode=always, every
-// revocation in all modes); with a single P nothing else runs until the
-// runtime notices the blocked syscall, so each fsync covered one or two
-// records (measured: 3.4k creates/s in always mode on one pinned CPU,
-// 16k with two Ps, and higher validate throughput). See docs/decisions.md.
-func ensureTwoProcs() {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+// ensureTwoProcs gives the runtime a second P for sync_mode=always when it
+// chose one (one CPU, or a CPU affinity of one) and the operator did not
+// set GOMAXPROCS. In that mode every write group waits for the WAL
+// writer's fsync; with a single P nothing else runs until the runtime
+// notices the blocked syscall, so each fsync covered one or two records
+// (measured on one pinned CPU: 6k creates/s, 21-22k with two Ps). In the
+// other modes the second P costs validate tail latency (the kernel
+// time-slices two threads on one CPU), so they keep the runtime's choice.
+// See docs/decisions.md D17.
+func ensureTwoProcs(syncMode string) {
+	if syncMode == "always" && os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
 }

@@ -28,6 +28,7 @@ func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.Load
 	for _, w := range info.Warnings {
 		logger.Warn(w)
 	}
+	ensureTwoProcs(cfg.Storage.WAL.SyncMode)
 	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File, Reload: reload, LogLevel: logLevel})
 	if err := srv.Start(ctx); err != nil {
 		logger.Error("node failed to start", "error", err.Error())
