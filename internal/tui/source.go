@@ -52,65 +52,14 @@ type Snapshot struct {
 	KeysErr   string
 }
 
-// Cluster is GET /admin/v1/cluster/status (02-http-api §5.1).
-type Cluster struct {
-	Mode      string   `json:"mode"`
-	ClusterID string   `json:"cluster_id"`
-	LeaderID  string   `json:"leader_id"`
-	Term      uint64   `json:"term"`
-	Voters    []string `json:"voters"`
-	Health    string   `json:"health"`
-	Warnings  []string `json:"warnings"`
-	Nodes     struct {
-		Alive   int `json:"alive"`
-		Suspect int `json:"suspect"`
-		Dead    int `json:"dead"`
-	} `json:"nodes"`
-	Partitions struct {
-		Total           int `json:"total"`
-		Unavailable     int `json:"unavailable"`
-		UnderReplicated int `json:"under_replicated"`
-		Moving          int `json:"moving"`
-	} `json:"partitions"`
-	Rebalance struct {
-		Running  bool `json:"running"`
-		Progress int  `json:"progress"`
-	} `json:"rebalance"`
-}
-
-// Node is one entry of GET /admin/v1/cluster/nodes.
-type Node struct {
-	NodeID            string  `json:"node_id"`
-	AdvertiseAddress  string  `json:"advertise_address"`
-	State             string  `json:"state"`
-	RaftRole          string  `json:"raft_role"`
-	Version           string  `json:"version"`
-	JoinedAt          int64   `json:"joined_at"`
-	LastSeen          int64   `json:"last_seen"`
-	LeaseValid        bool    `json:"lease_valid"`
-	PartitionsPrimary int     `json:"partitions_primary"`
-	PartitionsReplica int     `json:"partitions_replica"`
-	Sessions          int     `json:"sessions"`
-	QPS               float64 `json:"qps"`
-	P99Ms             float64 `json:"p99_ms"`
-	ReplicationLagMs  int64   `json:"replication_lag_ms"`
-	ClockSkewMs       int64   `json:"clock_skew_ms"`
-}
-
-// Replica is one replica of a partition.
-type Replica struct {
-	NodeID string `json:"node_id"`
-	InSync bool   `json:"in_sync"`
-}
-
-// Partition is one entry of GET /admin/v1/cluster/partitions.
-type Partition struct {
-	Partition int       `json:"partition"`
-	Primary   string    `json:"primary"`
-	Replicas  []Replica `json:"replicas"`
-	Epoch     uint64    `json:"epoch"`
-	State     string    `json:"state"` // active | moving | unavailable
-}
+// The cluster routes' shapes are pkg/client's (02-http-api §5.1).
+type (
+	Cluster   = client.ClusterStatus
+	Node      = client.ClusterNode
+	Replica   = client.PartitionReplica
+	Partition = client.Partition
+	WALStatus = client.WALStatus
+)
 
 // NodeStatus is the part of GET /admin/v1/status the dashboard shows.
 type NodeStatus struct {
@@ -134,16 +83,6 @@ type NodeStatus struct {
 		SyncMode string `json:"sync_mode"`
 		LastSeq  uint64 `json:"last_seq"`
 	} `json:"wal"`
-}
-
-// WALStatus is the part of GET /admin/v1/wal/status the dashboard shows.
-type WALStatus struct {
-	SyncMode      string `json:"sync_mode"`
-	Segments      int    `json:"segments"`
-	TotalBytes    int64  `json:"total_bytes"`
-	LastSeq       uint64 `json:"last_seq"`
-	LastFsyncAt   int64  `json:"last_fsync_at"`
-	FsyncFailures uint64 `json:"fsync_failures"`
 }
 
 // SessionPage is the answer of a session search.

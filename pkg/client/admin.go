@@ -727,38 +727,3 @@ func (c *Client) transferClient() *http.Client {
 	}
 	return &http.Client{Transport: c.hc.Transport}
 }
-
-// decodeReply decodes an envelope answer into out (may be nil), as do does.
-func (c *Client) decodeReply(resp *http.Response, out any) error {
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return c.transportErr(err)
-	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil || env.Code == "" {
-		if err == nil {
-			err = errors.New("no envelope code")
-		}
-		return &TransportError{Kind: KindBadData, Target: c.target, Err: fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)}
-	}
-	if env.Code != "OK" {
-		e := &Error{Code: env.Code, Message: env.Message, RequestID: env.RequestID, Details: env.Details, HTTPStatus: resp.StatusCode}
-		if e.RequestID == "" {
-			e.RequestID = resp.Header.Get("X-Request-ID")
-		}
-		if e.Details == nil {
-			e.Details = map[string]any{}
-		}
-		if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
-		}
-		return e
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(env.Data, out); err != nil {
-		return &TransportError{Kind: KindBadData, Target: c.target, Err: fmt.Errorf("decode data: %w", err)}
-	}
-	return nil
-}

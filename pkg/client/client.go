@@ -376,6 +376,11 @@ func (c *Client) once(ctx context.Context, method, u string, payload []byte, out
 		return c.transportErr(err)
 	}
 	defer resp.Body.Close()
+	return c.decodeReply(resp, out)
+}
+
+// decodeReply decodes an envelope answer into out (may be nil), as do does.
+func (c *Client) decodeReply(resp *http.Response, out any) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return c.transportErr(err)
@@ -385,8 +390,7 @@ func (c *Client) once(ctx context.Context, method, u string, payload []byte, out
 		if err == nil {
 			err = errors.New("no envelope code")
 		}
-		return &TransportError{Kind: KindBadData, Target: c.target,
-			Err: fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)}
+		return &TransportError{Kind: KindBadData, Target: c.target, Err: fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)}
 	}
 	if env.Code != "OK" {
 		e := &Error{Code: env.Code, Message: env.Message, RequestID: env.RequestID, Details: env.Details, HTTPStatus: resp.StatusCode}
