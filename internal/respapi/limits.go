@@ -26,6 +26,14 @@ import (
 // (PROTO_INLINE_MAX_SIZE).
 const maxInline = 64 << 10
 
+// MaxCommandBytes bounds the payload bytes of one command (all its bulk
+// arguments together). The spec's per-argument (64 KiB) and per-command
+// (1,024 elements) limits alone allow a 64 MiB command, which redcon would
+// buffer whole — before AUTH, on each of 10,000 connections. No command of
+// 03-resp-api needs more than a 64 KiB JSON body plus a few short
+// arguments, or 1,000 session IDs (DEL, EXISTS). docs/decisions.md D14.
+const MaxCommandBytes = 1 << 20
+
 // maxHeaderLine bounds a "*<n>" or "$<n>" header line (digits and CRLF).
 const maxHeaderLine = 32
 
@@ -44,6 +52,7 @@ const (
 	msgTooManyArgs  = "too many arguments"
 	msgInline       = "too big inline request"
 	msgExpectBulk   = "expected '$'"
+	msgTooBig       = "command too big"
 )
 
 // errLimit is what the wrapped connection returns to redcon once it has
@@ -70,6 +79,7 @@ type framer struct {
 	inline int      // bytes of the inline line so far
 	args   int      // elements of the current array still to come
 	bulk   int      // payload bytes still to come
+	total  int      // payload bytes of the current command so far
 }
 
 // feed inspects p. It returns len(p) and "" when p is within the limits,
@@ -84,7 +94,7 @@ func (f *framer) feed(p []byte) (int, string) {
 		case fStart:
 			switch p[i] {
 			case '*':
-				f.state, f.hdrLen = fArrayLen, 0
+				f.state, f.hdrLen, f.total = fArrayLen, 0, 0
 			case '\n':
 				// an empty inline line
 			default:
@@ -143,9 +153,10 @@ func (f *framer) feed(p []byte) (int, string) {
 				return i, msgExpectBulk
 			}
 			// Fast path: header, payload and CRLF are all here.
-			if n, k := quickHeader(p[i+1:]); k > 0 && n <= MaxBulkLen {
+			if n, k := quickHeader(p[i+1:]); k > 0 && n <= MaxBulkLen && f.total+n <= MaxCommandBytes {
 				if end := i + 1 + k + n + 2; end <= len(p) && p[end-2] == '\r' && p[end-1] == '\n' {
 					i = end
+					f.total += n
 					f.endElement()
 					continue
 				}
@@ -201,6 +212,11 @@ func (f *framer) header(n int, ok bool) string {
 	switch {
 	case !ok || n < 0 || n > MaxBulkLen:
 		return msgBulkLen
+	case f.total+n > MaxCommandBytes:
+		return msgTooBig
+	}
+	f.total += n
+	switch {
 	case n == 0:
 		f.state = fBulkCR
 	default:

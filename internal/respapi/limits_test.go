@@ -49,6 +49,9 @@ func TestFramer_Table(t *testing.T) {
 		{"payload CR without LF", "*1\r\n$1\r\na\rX", msgBulkLen, 10},
 		{"inline over the limit", strings.Repeat("a", maxInline+1), msgInline, maxInline},
 		{"commands before the bad one", "*1\r\n$4\r\nPING\r\n*1\r\n$99999999\r\n", msgBulkLen, -1},
+		{"command of exactly 1 MiB", "*16\r\n" + strings.Repeat(fmt.Sprintf("$%d\r\n%s\r\n", len(big), big), 16), "", 0},
+		{"command over 1 MiB", "*17\r\n" + strings.Repeat(fmt.Sprintf("$%d\r\n%s\r\n", len(big), big), 16) + "$1\r\n", msgTooBig, -1},
+		{"1 MiB in two commands", strings.Repeat("*8\r\n"+strings.Repeat(fmt.Sprintf("$%d\r\n%s\r\n", len(big), big), 8), 2), "", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +117,9 @@ func FuzzFramer(f *testing.F) {
 		if len(args) > MaxArgs {
 			return
 		}
+		total := 0
 		for _, a := range args {
-			if len(a) > MaxBulkLen { // over the limit: refused by design
+			if total += len(a); len(a) > MaxBulkLen || total > MaxCommandBytes { // refused by design
 				return
 			}
 		}
