@@ -425,8 +425,10 @@ func (sh *shard) unlink(l int, ref uint32) {
 	if !ok {
 		return
 	}
-	h := sh.st.hashKey(l, &k)
-	if l == lUser {
+	var h uint32
+	hashed := l == lUser
+	if hashed {
+		h = sh.st.hashKey(l, &k)
 		sh.st.userEntries[h&(userBuckets-1)].Add(-1)
 	}
 	lk := r.links[l]
@@ -437,6 +439,9 @@ func (sh *shard) unlink(l int, ref uint32) {
 			sh.rec(lk.next).links[l].prev = lk.prev
 		}
 		return
+	}
+	if !hashed {
+		h = sh.st.hashKey(l, &k) // only the list head's table entry needs it
 	}
 	pos, _, found := sh.idx[l].find(h, func(x uint32) bool { return x == ref })
 	if !found {
