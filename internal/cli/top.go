@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/yndnr/tokmesh-go/internal/buildinfo"
@@ -66,20 +64,19 @@ func (a *app) runTop(ctx context.Context, c *client.Client, interval time.Durati
 	}
 	defer closeMetrics()
 
-	r := lipgloss.NewRenderer(a.env.Stdout)
-	if !a.colourAllowed() { // --no-color, NO_COLOR, TERM=dumb
-		r.SetColorProfile(termenv.Ascii)
-	}
+	plain := !a.colourAllowed() // --no-color, NO_COLOR, TERM=dumb
 	selfKey, _, _ := strings.Cut(a.topAPIKey(), ":")
 	m := tui.New(tui.Options{
 		Source:    tui.NewRemote(c, metrics),
 		Interval:  interval,
-		Renderer:  r,
+		Plain:     plain,
 		Target:    c.Target(),
 		SelfKeyID: selfKey,
 		Context:   ctx,
 	})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(a.env.Stdin), tea.WithOutput(a.env.Stdout), tea.WithContext(ctx))
+	// The view asks for the alternate screen; bubbletea detects the colour
+	// profile from the environment and downsamples the styles to it.
+	p := tea.NewProgram(m, tea.WithInput(a.env.Stdin), tea.WithOutput(a.env.Stdout), tea.WithContext(ctx))
 	if _, err := p.Run(); err != nil {
 		if errors.Is(err, tea.ErrInterrupted) || ctx.Err() != nil {
 			return &cliError{exit: ExitDeclined, msg: "interrupted"}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"unicode"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 )
 
 // lineInput is a one-line text field: typing, Backspace, Ctrl+U (clear),
@@ -23,23 +23,24 @@ func (in *lineInput) SetValue(s string) { in.value = []rune(s) }
 func (in *lineInput) Value() string { return string(in.value) }
 
 // Update applies one key press.
-func (in *lineInput) Update(k tea.KeyMsg) {
-	switch k.Type {
-	case tea.KeyBackspace:
+func (in *lineInput) Update(k tea.KeyPressMsg) {
+	switch {
+	case k.Code == tea.KeyBackspace:
 		if len(in.value) > 0 {
 			in.value = in.value[:len(in.value)-1]
 		}
-	case tea.KeyCtrlU:
+		return
+	case k.Keystroke() == "ctrl+u":
 		in.value = nil
-	case tea.KeyCtrlW:
+		return
+	case k.Keystroke() == "ctrl+w":
 		v := strings.TrimRightFunc(string(in.value), unicode.IsSpace)
 		i := strings.LastIndexFunc(v, unicode.IsSpace)
 		in.value = []rune(v[:i+1])
-	case tea.KeySpace:
-		in.insert([]rune{' '})
-	case tea.KeyRunes:
-		in.insert(k.Runes)
+		return
 	}
+	// Printable keys (letters, digits, space, shifted symbols) carry text.
+	in.insert([]rune(k.Text))
 }
 
 func (in *lineInput) insert(rs []rune) {

@@ -1,6 +1,6 @@
 package tui
 
-import "github.com/charmbracelet/bubbles/key"
+import "charm.land/bubbles/v2/key"
 
 // keyMap is every binding of the dashboard (07-tools §1.7). The help
 // overlay (helpLines) describes the same keys; keep them together.

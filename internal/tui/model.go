@@ -20,10 +20,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/yndnr/tokmesh-go/pkg/client"
 )
@@ -61,8 +61,9 @@ type Options struct {
 	Interval time.Duration
 	// Clock (default: the wall clock and tea.Tick).
 	Clock Clock
-	// Renderer styles the output (default lipgloss's default renderer).
-	Renderer *lipgloss.Renderer
+	// Plain renders without any escape sequence: no colour, no bold or
+	// reverse video (--no-color, NO_COLOR, TERM=dumb; the tests).
+	Plain bool
 	// Location for absolute times (default time.Local).
 	Location *time.Location
 	// Target describes the server, for the banner (e.g. "unix:/…/admin.sock").
@@ -174,16 +175,13 @@ func New(o Options) *Model {
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
-	if o.Renderer == nil {
-		o.Renderer = lipgloss.DefaultRenderer()
-	}
 	if o.Location == nil {
 		o.Location = time.Local
 	}
 	if o.Context == nil {
 		o.Context = context.Background()
 	}
-	m := &Model{opt: o, st: newStyles(o.Renderer), width: 80, height: 24}
+	m := &Model{opt: o, st: newStyles(o.Plain), width: 80, height: 24}
 	m.search = newInput("user ID: ")
 	return m
 }
@@ -321,19 +319,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setFlash(msg.text, false)
 		}
 		return m, m.refresh()
-	case tea.KeyMsg:
-		// Keys typed faster than the terminal is read (or sent by tmux
-		// send-keys) arrive as one message with several runes: handle
-		// them one by one, so "/u-1001" opens the search and types into it.
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 {
-			var cmds []tea.Cmd
-			for _, r := range msg.Runes {
-				_, cmd := m.handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt, Paste: msg.Paste})
-				cmds = append(cmds, cmd)
-			}
-			return m, tea.Sequence(cmds...)
+	case tea.KeyPressMsg:
+		// A key press may carry several characters of text: handle them
+		// one by one, so "/u-1001" opens the search and types into it.
+		if utf8.RuneCountInString(msg.Text) > 1 {
+			return m.handleText(msg.Text)
 		}
 		return m.handleKey(msg)
+	case tea.PasteMsg:
+		// Pasted text acts as typed, character by character.
+		return m.handleText(msg.Content)
 	}
 	return m, nil
 }
@@ -371,8 +366,18 @@ func (m *Model) target() string {
 	return m.opt.Target
 }
 
-func (m *Model) handleKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if k.Type == tea.KeyCtrlC {
+// handleText handles each character of s as one key press.
+func (m *Model) handleText(s string) (tea.Model, tea.Cmd) {
+	var cmds []tea.Cmd
+	for _, r := range s {
+		_, cmd := m.handleKey(tea.KeyPressMsg{Code: r, Text: string(r)})
+		cmds = append(cmds, cmd)
+	}
+	return m, tea.Sequence(cmds...)
+}
+
+func (m *Model) handleKey(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if k.Keystroke() == "ctrl+c" {
 		return m, tea.Quit
 	}
 	switch m.overlay {
@@ -441,12 +446,12 @@ func (m *Model) handleKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *Model) searchKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	switch k.Type {
-	case tea.KeyEsc:
+func (m *Model) searchKey(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	switch k.Keystroke() {
+	case "esc":
 		m.searching = false
 		return m, nil
-	case tea.KeyEnter:
+	case "enter":
 		m.searching = false
 		user := strings.TrimSpace(m.search.Value())
 		if user == "" {
@@ -462,14 +467,14 @@ func (m *Model) searchKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *Model) confirmKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+func (m *Model) confirmKey(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	c := m.confirm
 	if c.typed != "" {
-		switch k.Type {
-		case tea.KeyEsc:
+		switch k.Keystroke() {
+		case "esc":
 			m.closeConfirm()
 			return m, nil
-		case tea.KeyEnter:
+		case "enter":
 			if c.input.Value() != c.typed {
 				m.closeConfirm()
 				m.setFlash("Cancelled: the typed user ID did not match", true)

@@ -1,15 +1,13 @@
 package tui
 
-import (
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
-)
+import "charm.land/lipgloss/v2"
 
-// styles are built once per renderer, so a test renderer with the Ascii
-// profile yields plain text and the real one colour.
+// styles are built once per model. lipgloss v2 styles always render full
+// escape sequences (bubbletea downsamples them to the terminal's profile);
+// in plain mode (--no-color, NO_COLOR, TERM=dumb, and the tests) View strips
+// every escape sequence, so the screen is plain text.
 type styles struct {
-	r     *lipgloss.Renderer
-	plain bool // Ascii profile: no escape sequences at all
+	plain bool // no escape sequences at all
 
 	title, bold, dim, header, selected lipgloss.Style
 	ok, warn, bad                      lipgloss.Style
@@ -25,9 +23,9 @@ type styles struct {
 // reserved for unavailable and moving partitions.
 var nodePalette = []string{"4", "2", "5", "6", "12", "10", "13", "14", "8"}
 
-func newStyles(r *lipgloss.Renderer) styles {
-	s := styles{r: r, plain: r.ColorProfile() == termenv.Ascii}
-	n := r.NewStyle
+func newStyles(plain bool) styles {
+	s := styles{plain: plain}
+	n := lipgloss.NewStyle
 	s.title = n().Bold(true).Foreground(lipgloss.Color("6"))
 	s.bold = n().Bold(true)
 	s.dim = n().Faint(true)

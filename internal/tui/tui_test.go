@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/muesli/termenv"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/yndnr/tokmesh-go/pkg/client"
 )
@@ -37,10 +35,10 @@ func (r *recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return r, cmd
 }
 
-func (r *recorder) View() string {
+func (r *recorder) View() tea.View {
 	v := r.m.View()
 	r.mu.Lock()
-	r.view = v
+	r.view = v.Content
 	r.mu.Unlock()
 	return v
 }
@@ -62,10 +60,8 @@ type harness struct {
 
 func start(t *testing.T, src *fakeSource, w, h int) *harness {
 	t.Helper()
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
 	clock := newFakeClock()
-	m := New(Options{Source: src, Clock: clock, Renderer: r, Location: time.UTC, Interval: time.Second,
+	m := New(Options{Source: src, Clock: clock, Plain: true, Location: time.UTC, Interval: time.Second,
 		Target: "unix:/var/lib/tokmesh-server/admin.sock", SelfKeyID: keyAd})
 	rec := &recorder{m: m}
 	tm := teatest.NewTestModel(t, rec, teatest.WithInitialTermSize(w, h))
@@ -92,7 +88,14 @@ func (h *harness) waitText(s string) {
 	h.waitFor(strconv.Quote(s), func(v string) bool { return strings.Contains(v, s) })
 }
 
-func (h *harness) key(k tea.KeyType) { h.tm.Send(tea.KeyMsg{Type: k}) }
+// key presses a special key (tea.KeyEnter, tea.KeyDown, …), with modifiers.
+func (h *harness) key(code rune, mods ...tea.KeyMod) {
+	var mod tea.KeyMod
+	for _, m := range mods {
+		mod |= m
+	}
+	h.tm.Send(tea.KeyPressMsg{Code: code, Mod: mod})
+}
 
 func (h *harness) typeText(s string) { h.tm.Type(s) }
 
@@ -111,7 +114,7 @@ func (h *harness) final() string {
 	h.t.Helper()
 	_ = h.tm.Quit()
 	fm := h.tm.FinalModel(h.t, teatest.WithFinalTimeout(10*time.Second))
-	return fm.(*recorder).m.View()
+	return fm.(*recorder).m.Screen()
 }
 
 func golden(t *testing.T, screen string) {
@@ -185,10 +188,10 @@ func TestSessionsRevokeDeclined(t *testing.T) {
 	h := start(t, newFake(false), 80, 24)
 	h.waitText("measuring")
 	// Fast typing arrives as one message with several runes.
-	h.tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/u-1001")})
+	h.tm.Send(tea.KeyPressMsg{Code: '/', Text: "/u-1001"})
 	h.key(tea.KeyEnter)
 	h.waitText("3 live sessions")
-	for _, no := range []func(){func() { h.typeText("n") }, func() { h.key(tea.KeyEsc) }, func() { h.key(tea.KeyEnter) }} {
+	for _, no := range []func(){func() { h.typeText("n") }, func() { h.key(tea.KeyEscape) }, func() { h.key(tea.KeyEnter) }} {
 		h.typeText("x")
 		h.waitText("y revoke")
 		no()
@@ -249,7 +252,7 @@ func TestGoldenSessionDetails(t *testing.T) {
 func TestGoldenKeysEnableDisable(t *testing.T) {
 	h := start(t, newFake(false), 80, 24)
 	h.waitText("measuring")
-	h.key(tea.KeyShiftTab) // Nodes → Keys backwards
+	h.key(tea.KeyTab, tea.ModShift) // Nodes → Keys backwards
 	h.waitText("[Keys]")
 	// Sorted by key ID: admin, issuer, validator. Disable the issuer key.
 	h.key(tea.KeyDown)
@@ -288,7 +291,7 @@ func TestGoldenKeysEnableDisable(t *testing.T) {
 	h.typeText("g")
 	h.typeText("d")
 	h.waitText("This is the key this dashboard uses")
-	h.key(tea.KeyEsc)
+	h.key(tea.KeyEscape)
 	h.waitFor("dialog closed", func(v string) bool { return !strings.Contains(v, "This is the key") })
 	if n := len(h.src.statusChanges()); n != 2 {
 		t.Fatalf("Esc changed a key: %v", h.src.statusChanges())
@@ -381,7 +384,7 @@ func TestNodesSortAndMove(t *testing.T) {
 	h.typeText("j")
 	h.key(tea.KeyEnter)
 	h.waitText("Node " + nodeC)
-	h.key(tea.KeyEsc)
+	h.key(tea.KeyEscape)
 	h.waitFor("details closed", func(v string) bool { return !strings.Contains(v, "Node "+nodeC) })
 	h.typeText("q")
 	h.tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
@@ -406,9 +409,7 @@ func TestTooSmallTerminal(t *testing.T) {
 // TestPartitionMapGroupsLargeTables: 4096 partitions cannot have a cell
 // each at 80×24, so cells group partitions and show the worst state.
 func TestPartitionMapGroupsLargeTables(t *testing.T) {
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
-	m := New(Options{Source: newFake(false), Clock: newFakeClock(), Renderer: r, Location: time.UTC})
+	m := New(Options{Source: newFake(false), Clock: newFakeClock(), Plain: true, Location: time.UTC})
 	s, _ := newFake(false).Snapshot(context.Background())
 	s.Partitions = nil
 	for i := range 4096 {
@@ -419,9 +420,32 @@ func TestPartitionMapGroupsLargeTables(t *testing.T) {
 		s.Partitions = append(s.Partitions, Partition{Partition: i, Primary: nodeA, State: st})
 	}
 	m.Update(snapshotMsg{snap: s, at: t0})
-	screen := m.View()
+	screen := m.Screen()
 	checkFrame(t, screen, 80, 24)
 	if !strings.Contains(screen, "1 cell = ") || strings.Count(screen, "X") != 2 { // the glyph in the title and one cell
 		t.Fatalf("grouped map:\n%s", screen)
+	}
+}
+
+// TestColourScreenKeepsTheFrame: with colour the screen carries escape
+// sequences, yet every line (overlay included) is still exactly w cells;
+// plain mode carries none. The view asks for the alternate screen.
+func TestColourScreenKeepsTheFrame(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		m := New(Options{Source: newFake(true), Clock: newFakeClock(), Plain: plain, Location: time.UTC})
+		s, _ := newFake(true).Snapshot(context.Background())
+		m.Update(snapshotMsg{snap: s, at: t0})
+		m.Update(tea.KeyPressMsg{Code: '?', Text: "?"})
+		v := m.View()
+		if !v.AltScreen {
+			t.Fatal("the view does not ask for the alternate screen")
+		}
+		checkFrame(t, v.Content, 80, 24)
+		if has := strings.Contains(v.Content, "\x1b["); has == plain {
+			t.Fatalf("plain=%v: escape sequences present=%v", plain, has)
+		}
+		if !strings.Contains(v.Content, "this help") {
+			t.Fatalf("plain=%v: no help overlay:\n%s", plain, v.Content)
+		}
 	}
 }

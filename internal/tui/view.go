@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/yndnr/tokmesh-go/pkg/client"
@@ -17,9 +18,26 @@ import (
 // Smallest screen the layout is designed for; below it a notice is shown.
 const minWidth, minHeight = 60, 16
 
-// View implements tea.Model. Every line is exactly m.width cells wide and
-// there are exactly m.height lines, so overlays can be spliced in.
-func (m *Model) View() string {
+// View implements tea.Model: the dashboard is a full-screen view in the
+// terminal's alternate screen.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.Screen())
+	v.AltScreen = true
+	return v
+}
+
+// Screen renders the dashboard. Every line is exactly m.width cells wide and
+// there are exactly m.height lines, so overlays can be spliced in. In plain
+// mode it holds no escape sequence.
+func (m *Model) Screen() string {
+	s := m.screen()
+	if m.st.plain {
+		s = ansi.Strip(s)
+	}
+	return s
+}
+
+func (m *Model) screen() string {
 	w, h := m.width, m.height
 	if w < minWidth || h < minHeight {
 		msg := fmt.Sprintf("tokmesh top needs at least %d×%d (this terminal: %d×%d)", minWidth, minHeight, w, h)
