@@ -160,20 +160,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 	clear(buf[:])
 
 	now := a.now()
-	nowMs := now.UnixMilli()
-	var ak *authKey
-	matched := ""
-	if cid, m, hit := a.cache.get(&sum, now.UnixNano()); hit && cid == keyID {
-		// A hit skips only Argon2; the matched hash must still be valid.
-		if ak = a.table.Load().keys[keyID]; ak != nil {
-			if _, valid := ak.k.matchValid(m, nowMs); valid {
-				matched = m
-			}
-		}
-		if matched == "" {
-			a.cache.remove(&sum)
-		}
-	}
+	ak, matched := a.cached(&sum, keyID, now)
 	if matched == "" {
 		if done := a.joinFlight(&sum); done != nil {
 			// Another caller is checking this exact credential: wait for
@@ -187,6 +174,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 			return a.Authenticate(ctx, credential, clientIP)
 		}
 		defer a.endFlight(&sum)
+		// The previous owner may have filled the cache between this
+		// caller's miss and its joining: look again before Argon2.
+		if ak, matched = a.cached(&sum, keyID, now); matched != "" {
+			a.hits.Add(1)
+			return a.admit(ak, matched, clientIP, now, true)
+		}
 		a.misses.Add(1)
 		var err error
 		ak, matched, err = a.verify(ctx, keyID, secret)
@@ -204,6 +197,23 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string, cli
 }
 
 // verify is step 9 on a cache miss.
+// cached returns the key and the matched secret hash for a cache hit that
+// is still valid in the key table ("" otherwise; a stale entry is removed).
+// A hit skips only Argon2, never the key table checks.
+func (a *Authenticator) cached(sum *[32]byte, keyID string, now time.Time) (*authKey, string) {
+	cid, m, hit := a.cache.get(sum, now.UnixNano())
+	if !hit || cid != keyID {
+		return nil, ""
+	}
+	if ak := a.table.Load().keys[keyID]; ak != nil {
+		if _, valid := ak.k.matchValid(m, now.UnixMilli()); valid {
+			return ak, m
+		}
+	}
+	a.cache.remove(sum)
+	return nil, ""
+}
+
 // joinFlight returns nil when the caller now owns the check of this
 // credential hash (it must call endFlight), else a channel closed when the
 // owner's check ends.
