@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,7 +212,36 @@ func Open(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// recoveryGC pauses the garbage collector while any engine recovers:
+// nearly everything recovery allocates stays live, so collections during
+// it would only re-mark the growing heap (a fifth of recovery CPU). A
+// GOMEMLIMIT still applies. Reference-counted because engines may open
+// concurrently (tests) and the GC setting is process-wide.
+var recoveryGC struct {
+	sync.Mutex
+	n   int
+	old int
+}
+
+func pauseGC() (resume func()) {
+	recoveryGC.Lock()
+	if recoveryGC.n == 0 {
+		recoveryGC.old = debug.SetGCPercent(-1)
+	}
+	recoveryGC.n++
+	recoveryGC.Unlock()
+	return func() {
+		recoveryGC.Lock()
+		recoveryGC.n--
+		if recoveryGC.n == 0 {
+			debug.SetGCPercent(recoveryGC.old)
+		}
+		recoveryGC.Unlock()
+	}
+}
+
 func (e *Engine) recover() error {
+	defer pauseGC()()
 	dir := e.cfg.DataDir
 	if err := datadir.EnsureLayout(dir); err != nil {
 		return &StartupError{Code: ExitRuntime, Err: err}
@@ -264,6 +294,9 @@ func (e *Engine) recover() error {
 	}
 	e.store = store
 	e.parts = make([]partState, e.node.Partitions)
+	// Secondary lists are built after recovery, in the background (or by
+	// the first operation that needs one): see session.Store.DeferLists.
+	store.DeferLists()
 
 	// Newest valid snapshot.
 	var covered uint64
@@ -277,6 +310,7 @@ func (e *Engine) recover() error {
 			e.log.Warn("snapshot unusable, trying an older one", "file", path, "error", err.Error())
 			e.recoveryInfo.SnapshotsSkip = append(e.recoveryInfo.SnapshotsSkip, path)
 			store.Reset()
+			store.DeferLists()
 			e.parts = make([]partState, e.node.Partitions)
 			continue
 		}
@@ -299,14 +333,11 @@ func (e *Engine) recover() error {
 	// of one session always land on the same worker, so their order holds).
 	rp := newReplayer(e)
 	res, err := wal.Replay(walDir, key, wal.ReplayOptions{AfterSeq: covered, TruncateTornTail: true}, func(seq uint64, typ byte, payload []byte) error {
-		rec, err := session.DecodeRecord(session.RecordType(typ), payload)
-		if err != nil {
-			return fmt.Errorf("seq %d: %w", seq, err)
-		}
-		rp.apply(&rec)
-		return nil
+		return rp.add(seq, session.RecordType(typ), payload)
 	})
-	rp.close()
+	if werr := rp.close(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(err)}
 	}
@@ -376,73 +407,155 @@ func (e *Engine) loadNode() error {
 }
 
 // replayer applies recovered WAL records with one worker per group of
-// shards; partition-wide records (RESET, PARTITION_DROP) drain every worker
-// first, so they apply exactly between the records around them.
+// shards. The reading goroutine only peeks at each record's head (for the
+// partition position and the routing) and copies it into the batch of the
+// worker that owns the record's shard — records of one session, and of
+// one token, always land on the same worker, so their order holds; the
+// workers decode and apply. Partition-wide records (RESET,
+// PARTITION_DROP) drain every worker first, so they apply exactly between
+// the records around them.
 type replayer struct {
 	e       *Engine
-	workers []chan *session.Record
+	workers []chan *replayBatch
+	cur     []*replayBatch
+	free    chan *replayBatch
 	wg      sync.WaitGroup
+	errMu   sync.Mutex
+	err     error // first record that did not decode
 }
 
+// replayBatch holds records for one worker: types, seqs and payloads
+// back to back in buf.
+type replayBatch struct {
+	typs []session.RecordType
+	seqs []uint64
+	offs []int
+	buf  []byte
+}
+
+const replayBatchBytes = 64 << 10
+
 func newReplayer(e *Engine) *replayer {
-	rp := &replayer{e: e}
 	n := max(1, runtime.GOMAXPROCS(0))
-	for range n {
-		ch := make(chan *session.Record, 1024)
-		rp.workers = append(rp.workers, ch)
-		rp.wg.Add(1)
-		go func() {
-			defer rp.wg.Done()
-			for r := range ch {
-				_ = e.store.Apply(r) // version rules make replay idempotent; stale records are ignored
-			}
-		}()
-	}
+	rp := &replayer{e: e, free: make(chan *replayBatch, 4*n)}
+	rp.start(n)
 	return rp
 }
 
-func (rp *replayer) apply(r *session.Record) {
-	rp.e.advancePartition(r)
-	switch r.Type {
+func (rp *replayer) start(n int) {
+	rp.workers, rp.cur = nil, nil
+	for range n {
+		ch := make(chan *replayBatch, 2)
+		rp.workers = append(rp.workers, ch)
+		rp.cur = append(rp.cur, rp.batch())
+		rp.wg.Add(1)
+		go func() {
+			defer rp.wg.Done()
+			ld := rp.e.store.NewLoader()
+			for b := range ch {
+				for i, typ := range b.typs {
+					// Version rules make replay idempotent; stale records
+					// are ignored, so only a record that does not decode
+					// stops recovery.
+					_, err := ld.ApplyRecordBinary(typ, b.buf[b.offs[i]:b.offs[i+1]])
+					if err != nil {
+						rp.fail(fmt.Errorf("seq %d: %w", b.seqs[i], err))
+					}
+				}
+				b.typs, b.seqs, b.offs, b.buf = b.typs[:0], b.seqs[:0], b.offs[:0], b.buf[:0]
+				select {
+				case rp.free <- b:
+				default:
+				}
+			}
+		}()
+	}
+}
+
+func (rp *replayer) batch() *replayBatch {
+	select {
+	case b := <-rp.free:
+		return b
+	default:
+		return &replayBatch{buf: make([]byte, 0, replayBatchBytes+4096)}
+	}
+}
+
+func (rp *replayer) fail(err error) {
+	rp.errMu.Lock()
+	if rp.err == nil {
+		rp.err = err
+	}
+	rp.errMu.Unlock()
+}
+
+// add routes one record (payload valid only during the call).
+func (rp *replayer) add(seq uint64, typ session.RecordType, payload []byte) error {
+	h, err := session.PeekRecord(typ, payload)
+	if err != nil {
+		return fmt.Errorf("seq %d: %w", seq, err)
+	}
+	rp.e.advancePartition(h.Partition, h.Epoch, h.PSeq)
+	switch typ {
 	case session.RecordReset, session.RecordPartitionDrop:
 		rp.drain()
-		if r.Type == session.RecordReset {
+		if typ == session.RecordReset {
 			rp.e.store.Reset()
+			rp.e.store.DeferLists()
 			for i := range rp.e.parts {
 				rp.e.parts[i].pseq = 0
 			}
 		} else {
-			rp.e.store.DropPartition(r.Partition)
+			rp.e.store.DropPartition(h.Partition)
 		}
+		return nil
+	}
+	w := rp.e.store.ShardOf(h.ID) % len(rp.workers)
+	b := rp.cur[w]
+	b.typs = append(b.typs, typ)
+	b.seqs = append(b.seqs, seq)
+	b.offs = append(b.offs, len(b.buf))
+	b.buf = append(b.buf, payload...)
+	if len(b.buf) >= replayBatchBytes {
+		rp.send(w)
+	}
+	return nil
+}
+
+func (rp *replayer) send(w int) {
+	b := rp.cur[w]
+	if len(b.typs) == 0 {
 		return
 	}
-	rec := *r
-	rp.workers[rp.e.store.ShardOf(r.RecordID())%len(rp.workers)] <- &rec
+	b.offs = append(b.offs, len(b.buf))
+	rp.workers[w] <- b
+	rp.cur[w] = rp.batch()
 }
 
 // drain waits until every worker applied what it was given.
 func (rp *replayer) drain() {
+	n := len(rp.workers)
 	rp.close()
-	*rp = *newReplayer(rp.e)
+	rp.start(n)
 }
 
-func (rp *replayer) close() {
-	for _, ch := range rp.workers {
+// close hands over the last batches, waits for the workers and returns
+// the first decode error.
+func (rp *replayer) close() error {
+	for w, ch := range rp.workers {
+		rp.send(w)
 		close(ch)
 	}
 	rp.wg.Wait()
+	return rp.err
 }
 
 // advancePartition moves a partition's replication position forward.
-func (e *Engine) advancePartition(r *session.Record) {
-	if int(r.Partition) < len(e.parts) {
-		p := &e.parts[r.Partition]
-		if r.Epoch > p.epoch {
-			p.epoch = r.Epoch
-		}
-		if r.PSeq > p.pseq {
-			p.pseq = r.PSeq
-		}
+func (e *Engine) advancePartition(part uint16, epoch, pseq uint64) {
+	if int(part) < len(e.parts) {
+		p := &e.parts[part]
+		p.epoch = max(p.epoch, epoch)
+		p.pseq = max(p.pseq, pseq)
 	}
 }
 
@@ -623,6 +736,15 @@ func (e *Engine) WALStats() wal.Stats { return e.wal.Stats() }
 func (e *Engine) Sync() error { return e.wal.Sync() }
 
 func (e *Engine) startLoops() {
+	if e.store.ListsPending() > 0 {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			t := time.Now()
+			e.store.BuildLists(e.stop)
+			e.log.Debug("secondary lists built", "duration", time.Since(t))
+		}()
+	}
 	if e.cfg.SweepInterval > 0 {
 		e.wg.Add(1)
 		go e.sweepLoop()

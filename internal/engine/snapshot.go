@@ -209,16 +209,13 @@ func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered ui
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ld := e.store.NewLoader()
 			for b := range work {
 				for i, typ := range b.typs {
 					p := b.buf[b.offs[i]:b.offs[i+1]]
 					switch typ {
 					case EntrySession:
-						s, err := session.DecodeTrustedSessionBinary(p)
-						if err == nil {
-							err = e.store.LoadSession(s)
-						}
-						if err != nil {
+						if err := ld.LoadSessionBinary(p); err != nil {
 							fail(fmt.Errorf("session entry: %w", err))
 						}
 						nSess.Add(1)

@@ -49,6 +49,13 @@ func (st *Store) checkIDs(id ID, th *TokenHash) error {
 // LoadSession inserts or updates a session from a snapshot or a
 // SESSION_PUT record under the rules of Apply.
 func (st *Store) LoadSession(s *Session) error {
+	return st.loadSession(s, "", intern(s.UserAgent), intern(s.LastAccessUA), intern(s.CreatedBy), st.now())
+}
+
+// loadSession is LoadSession with the interned strings, the blob (built
+// from s when "") and the current time supplied by the caller. It does not
+// retain s or its strings.
+func (st *Store) loadSession(s *Session, blob string, ua, lastUA, createdBy istr, now int64) error {
 	if err := st.checkIDs(s.ID, &s.TokenHash); err != nil {
 		return err
 	}
@@ -59,11 +66,9 @@ func (st *Store) LoadSession(s *Session) error {
 		len(s.UserID) == 0 || len(s.UserID) > MaxUserIDLen || len(s.DeviceID) > MaxDeviceIDLen {
 		return corrupt("session with invalid version, idle timeout, user or device")
 	}
-	ua, lastUA, createdBy := intern(s.UserAgent), intern(s.LastAccessUA), intern(s.CreatedBy)
 	_, sh := st.shardOf(s.TokenHash[2])
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	now := st.now()
 	if _, ok := sh.tombByID(&s.ID); ok {
 		return nil
 	}
@@ -96,7 +101,10 @@ func (st *Store) LoadSession(s *Session) error {
 	if !sh.canAllocRec() {
 		return ErrStoreFull
 	}
-	sh.insert(&in, ua, lastUA, createdBy, 0)
+	if blob == "" {
+		blob = blobOf(&in)
+	}
+	sh.insertBlob(&in, blob, ua, lastUA, createdBy, 0)
 	return nil
 }
 
@@ -195,6 +203,7 @@ func (st *Store) DropPartition(p uint16) (removed int) {
 	k := ikey{part: p}
 	for _, sh := range st.shards {
 		sh.mu.Lock()
+		sh.buildLists()
 		for ref := sh.listHead(lPart, &k); ref != noRef; {
 			next := sh.rec(ref).links[lPart].next
 			sh.remove(ref)
@@ -268,7 +277,7 @@ func (st *Store) RangePartition(p uint16, sess func(*Session), tomb func(*Tombst
 	var s Session
 	var t Tombstone
 	for _, sh := range st.shards {
-		sh.mu.RLock()
+		sh.rlockLists()
 		if sess != nil {
 			for ref := sh.listHead(lPart, &k); ref != noRef; {
 				r := sh.rec(ref)

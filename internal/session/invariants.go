@@ -126,67 +126,8 @@ func (st *Store) checkShard(si int, sh *shard) error {
 	}
 
 	// ---- secondary lists ----
-	for l := 0; l < numLists; l++ {
-		want := map[ikey]map[uint32]bool{}
-		for _, ref := range live {
-			r := sh.rec(ref)
-			k, ok := keyOf(l, r)
-			if !ok {
-				if r.links[l] != (link{noRef, noRef}) {
-					return fmt.Errorf("list %d: unindexed session %s has links", l, r.id)
-				}
-				continue
-			}
-			if want[k] == nil {
-				want[k] = map[uint32]bool{}
-			}
-			want[k][ref] = true
-		}
-		if sh.idx[l].len() != len(want) {
-			return fmt.Errorf("list %d: %d heads for %d keys", l, sh.idx[l].len(), len(want))
-		}
-		seenKey := map[ikey]bool{}
-		var lerr error
-		sh.idx[l].each(func(tag, head uint32) {
-			if lerr != nil {
-				return
-			}
-			hr := sh.rec(head)
-			if hr.flags&fInUse == 0 {
-				lerr = fmt.Errorf("list %d: head %d not in use", l, head)
-				return
-			}
-			k, _ := keyOf(l, hr)
-			if st.hashKey(l, &k)&^refMask != tag {
-				lerr = fmt.Errorf("list %d: head hash mismatch", l)
-				return
-			}
-			if seenKey[k] {
-				lerr = fmt.Errorf("list %d: key has two heads", l)
-				return
-			}
-			seenKey[k] = true
-			if hr.links[l].prev != noRef {
-				lerr = fmt.Errorf("list %d: head has a prev", l)
-				return
-			}
-			n, prev := 0, noRef
-			for ref := head; ref != noRef; ref = sh.rec(ref).links[l].next {
-				r := sh.rec(ref)
-				if r.links[l].prev != prev || !want[k][ref] || n > len(live) {
-					lerr = fmt.Errorf("list %d: broken at ref %d", l, ref)
-					return
-				}
-				prev = ref
-				n++
-			}
-			if n != len(want[k]) {
-				lerr = fmt.Errorf("list %d: %d members, want %d", l, n, len(want[k]))
-			}
-		})
-		if lerr != nil {
-			return lerr
-		}
+	if err := st.checkLists(sh, live); err != nil {
+		return err
 	}
 
 	// ---- expiry heap ----
@@ -296,6 +237,91 @@ func checkHeap(h expHeap) error {
 	for i := 1; i < len(h); i++ {
 		if h[(i-1)/2].at > h[i].at {
 			return fmt.Errorf("heap order broken at %d", i)
+		}
+	}
+	return nil
+}
+
+// checkLists compares the shard's secondary lists with what the live
+// sessions would build.
+func (st *Store) checkLists(sh *shard, live []uint32) error {
+	if sh.listsPending {
+		// Not built yet: nothing may be linked (buildLists starts from
+		// empty lists).
+		for l := range numLists {
+			if sh.idx[l].len() != 0 {
+				return fmt.Errorf("list %d: %d heads while the lists are pending", l, sh.idx[l].len())
+			}
+		}
+		for _, ref := range live {
+			for l, lk := range sh.rec(ref).links {
+				if lk != (link{noRef, noRef}) {
+					return fmt.Errorf("list %d: session %s linked while the lists are pending", l, sh.rec(ref).id)
+				}
+			}
+		}
+		return nil
+	}
+	for l := 0; l < numLists; l++ {
+		want := map[ikey]map[uint32]bool{}
+		for _, ref := range live {
+			r := sh.rec(ref)
+			k, ok := keyOf(l, r)
+			if !ok {
+				if r.links[l] != (link{noRef, noRef}) {
+					return fmt.Errorf("list %d: unindexed session %s has links", l, r.id)
+				}
+				continue
+			}
+			if want[k] == nil {
+				want[k] = map[uint32]bool{}
+			}
+			want[k][ref] = true
+		}
+		if sh.idx[l].len() != len(want) {
+			return fmt.Errorf("list %d: %d heads for %d keys", l, sh.idx[l].len(), len(want))
+		}
+		seenKey := map[ikey]bool{}
+		var lerr error
+		sh.idx[l].each(func(tag, head uint32) {
+			if lerr != nil {
+				return
+			}
+			hr := sh.rec(head)
+			if hr.flags&fInUse == 0 {
+				lerr = fmt.Errorf("list %d: head %d not in use", l, head)
+				return
+			}
+			k, _ := keyOf(l, hr)
+			if st.hashKey(l, &k)&^refMask != tag {
+				lerr = fmt.Errorf("list %d: head hash mismatch", l)
+				return
+			}
+			if seenKey[k] {
+				lerr = fmt.Errorf("list %d: key has two heads", l)
+				return
+			}
+			seenKey[k] = true
+			if hr.links[l].prev != noRef {
+				lerr = fmt.Errorf("list %d: head has a prev", l)
+				return
+			}
+			n, prev := 0, noRef
+			for ref := head; ref != noRef; ref = sh.rec(ref).links[l].next {
+				r := sh.rec(ref)
+				if r.links[l].prev != prev || !want[k][ref] || n > len(live) {
+					lerr = fmt.Errorf("list %d: broken at ref %d", l, ref)
+					return
+				}
+				prev = ref
+				n++
+			}
+			if n != len(want[k]) {
+				lerr = fmt.Errorf("list %d: %d members, want %d", l, n, len(want[k]))
+			}
+		})
+		if lerr != nil {
+			return lerr
 		}
 	}
 	return nil

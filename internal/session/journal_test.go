@@ -44,6 +44,7 @@ func replayInto(t tb, cfg Config, recs []Record) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.DeferLists() // as recovery does
 	for i := range recs {
 		// Round-trip through the codec, as the WAL would.
 		r, err := DecodeRecord(recs[i].Type, recs[i].AppendBinary(nil))
@@ -58,6 +59,60 @@ func replayInto(t tb, cfg Config, recs []Record) *Store {
 		t.Fatalf("replayed store: %v", err)
 	}
 	return st
+}
+
+// replayBinaryInto is replayInto through a Loader (the engine's recovery
+// path): records are applied from their encoded payloads.
+func replayBinaryInto(t tb, cfg Config, recs []Record) *Store {
+	t.Helper()
+	cfg.Journal = nil
+	st, err := NewStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.DeferLists()
+	ld := st.NewLoader()
+	for i := range recs {
+		applyErr, decodeErr := ld.ApplyRecordBinary(recs[i].Type, recs[i].AppendBinary(nil))
+		if decodeErr != nil || applyErr != nil {
+			t.Fatalf("record %d (%s): decode %v, apply %v", i, recs[i].Type, decodeErr, applyErr)
+		}
+	}
+	if err := st.CheckInvariants(); err != nil {
+		t.Fatalf("replayed store: %v", err)
+	}
+	return st
+}
+
+// reloadInto copies st's sessions and tombstones into a fresh store the way
+// a snapshot load does (encoded payloads through a Loader).
+func reloadInto(t tb, cfg Config, st *Store) *Store {
+	t.Helper()
+	cfg.Journal = nil
+	out, err := NewStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.DeferLists()
+	ld := out.NewLoader()
+	var buf []byte
+	for i := 0; i < st.NumShards(); i++ {
+		st.RangeShard(i, func(s *Session) {
+			buf = AppendSessionBinary(buf[:0], s)
+			if err := ld.LoadSessionBinary(buf); err != nil {
+				t.Fatalf("load %s: %v", s.ID, err)
+			}
+			clear(buf) // the store must not have kept a view of the payload
+		}, func(tb *Tombstone) {
+			if err := out.LoadTombstone(*tb); err != nil {
+				t.Fatalf("load tombstone %s: %v", tb.ID, err)
+			}
+		})
+	}
+	if err := out.CheckInvariants(); err != nil {
+		t.Fatalf("reloaded store: %v", err)
+	}
+	return out
 }
 
 func sameState(t tb, a, b *Store, now int64) {

@@ -93,7 +93,11 @@ func (st *Store) List(q ListQuery) (ListResult, error) {
 		top.offer(r)
 	}
 	for _, sh := range st.shards {
-		sh.mu.RLock()
+		if l < 0 {
+			sh.mu.RLock()
+		} else {
+			sh.rlockLists()
+		}
 		switch {
 		case l < 0:
 			for _, c := range sh.chunks {

@@ -157,6 +157,10 @@ func TestProperty_StoreMatchesModel(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
+		// As after recovery: lists built on first use (or by "buildLists").
+		if rapid.Bool().Draw(rt, "deferLists") {
+			st.DeferLists()
+		}
 		m := &model{grace: max(graceCfg, 0), max: 3, evict: evict, ttlMax: 60, byID: map[ID]*mSession{}}
 		tokens := []string{token(1), token(2), token(3), token(4), token(5)}
 		users := []string{"alice", "bob", "carol"}
@@ -386,6 +390,12 @@ func TestProperty_StoreMatchesModel(t *testing.T) {
 			"flush": func(t *rapid.T) {
 				st.FlushTouches()
 			},
+			"buildLists": func(t *rapid.T) {
+				st.BuildLists(nil)
+				if n := st.ListsPending(); n != 0 {
+					t.Fatalf("%d shards still pending after BuildLists", n)
+				}
+			},
 			"": func(t *rapid.T) {
 				if err := st.CheckInvariants(); err != nil {
 					t.Fatal(err)
@@ -409,5 +419,7 @@ func TestProperty_StoreMatchesModel(t *testing.T) {
 		rcfg := st.Config()
 		rcfg.ExpiredGrace = graceCfg
 		sameState(rt, st, replayInto(rt, rcfg, recs), clk.Now())
+		sameState(rt, st, replayBinaryInto(rt, rcfg, recs), clk.Now())
+		sameState(rt, st, reloadInto(rt, rcfg, st), clk.Now())
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"unsafe"
 )
 
 // RecordType is the type of a state-change record (05-storage §4.1). The
@@ -211,17 +212,11 @@ func DecodeRecord(t RecordType, payload []byte) (Record, error) {
 		return Record{}, corrupt("unknown record type " + strconv.Itoa(int(t)))
 	}
 	d := decoder{b: payload}
-	if v := d.byte(); d.err == nil && v != PayloadVersion {
-		return Record{}, corrupt("unknown payload version " + strconv.Itoa(int(v)))
+	if err := d.recordHead(); err != nil {
+		return Record{}, err
 	}
 	r := Record{Type: t}
-	part := d.uvarint()
-	if part > math.MaxUint16 {
-		d.fail("partition out of range")
-	}
-	r.Partition = uint16(part)
-	r.Epoch = d.uvarint()
-	r.PSeq = d.uvarint()
+	r.Partition, r.Epoch, r.PSeq = d.head()
 	switch t {
 	case RecordPut:
 		s := new(Session)
@@ -250,6 +245,53 @@ func DecodeRecord(t RecordType, payload []byte) (Record, error) {
 		return Record{}, d.err
 	}
 	return r, nil
+}
+
+// recordHead checks the payload version of a record.
+func (d *decoder) recordHead() error {
+	if v := d.byte(); d.err == nil && v != PayloadVersion {
+		return corrupt("unknown payload version " + strconv.Itoa(int(v)))
+	}
+	return nil
+}
+
+// head reads the partition position every record starts with.
+func (d *decoder) head() (part uint16, epoch, pseq uint64) {
+	p := d.uvarint()
+	if p > math.MaxUint16 {
+		d.fail("partition out of range")
+	}
+	return uint16(p), d.uvarint(), d.uvarint()
+}
+
+// RecordHead is what every record payload starts with.
+type RecordHead struct {
+	Partition   uint16
+	Epoch, PSeq uint64
+	ID          ID // zero for PARTITION_DROP and RESET
+}
+
+// PeekRecord decodes the head of a record payload (and the session ID of
+// the record types about one session) without decoding the rest, for
+// routing records before DecodeRecord or Loader.ApplyRecordBinary.
+func PeekRecord(t RecordType, payload []byte) (RecordHead, error) {
+	if !t.Valid() {
+		return RecordHead{}, corrupt("unknown record type " + strconv.Itoa(int(t)))
+	}
+	d := decoder{b: payload}
+	if err := d.recordHead(); err != nil {
+		return RecordHead{}, err
+	}
+	var h RecordHead
+	h.Partition, h.Epoch, h.PSeq = d.head()
+	switch t {
+	case RecordPut, RecordTouch, RecordRevoke, RecordExpire:
+		h.ID = d.id()
+	}
+	if d.err != nil {
+		return RecordHead{}, d.err
+	}
+	return h, nil
 }
 
 // DecodeSessionBinary decodes what AppendSessionBinary wrote. It never
@@ -304,6 +346,9 @@ type decoder struct {
 	// characters, canonical data JSON) for payloads an AEAD tag already
 	// authenticated; every bounds check still runs.
 	trusted bool
+	// view makes strings and Data alias b instead of copying it (Loader:
+	// the session is consumed before b changes; see viewString).
+	view bool
 }
 
 func (d *decoder) fail(what string) {
@@ -370,7 +415,22 @@ func (d *decoder) str(maxLen int) string {
 		d.fail("string too long")
 		return ""
 	}
-	return string(d.bytes(int(n)))
+	b := d.bytes(int(n))
+	if d.view {
+		return viewString(b)
+	}
+	return string(b)
+}
+
+// viewString returns b as a string without copying. Only for strings that
+// live no longer than the bytes stay unmodified: the Loader's transient
+// Session, whose strings are copied (blob) or cloned (unique.Make, map
+// keys) before the caller reuses the buffer.
+func viewString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // text reads a string that must satisfy the create-time string rule.
@@ -420,7 +480,11 @@ func (d *decoder) sessionBody(s *Session) {
 	case n-1 > MaxUserAgentLen:
 		d.fail("string too long")
 	default:
-		s.LastAccessUA = string(d.bytes(int(n - 1)))
+		if b := d.bytes(int(n - 1)); d.view {
+			s.LastAccessUA = viewString(b)
+		} else {
+			s.LastAccessUA = string(b)
+		}
 	}
 	s.CreatedBy = d.str(MaxCreatedByLen)
 	s.CreatedAt = d.varint()
@@ -434,7 +498,11 @@ func (d *decoder) sessionBody(s *Session) {
 		if !d.trusted && !validData(data) {
 			d.fail("invalid data")
 		}
-		s.Data = append([]byte(nil), data...)
+		if d.view {
+			s.Data = data
+		} else {
+			s.Data = append([]byte(nil), data...)
+		}
 	}
 	idle := d.uvarint()
 	if idle > math.MaxUint32 {

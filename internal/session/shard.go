@@ -155,6 +155,10 @@ type shard struct {
 	tPart   refTable // partition → head of the tombstone partition list
 	theap   expHeap
 
+	// listsPending: the secondary lists have not been built yet (see
+	// buildLists). Guarded by mu.
+	listsPending bool
+
 	nSess   atomic.Int64 // sessions in memory (live + expired)
 	nMarked atomic.Int64 // sessions the sweeper has seen expire
 	nTomb   atomic.Int64
@@ -184,6 +188,7 @@ func (sh *shard) clear() {
 	sh.tByTok.reset()
 	sh.tPart.reset()
 	sh.theap = nil
+	sh.listsPending = false
 	sh.nSess.Store(0)
 	sh.nMarked.Store(0)
 	sh.nTomb.Store(0)
@@ -382,8 +387,14 @@ func (sh *shard) listHead(l int, k *ikey) uint32 {
 }
 
 // listHeadH is listHead with the key's hash precomputed (the seed is the
-// same for every shard).
+// same for every shard). The lists must have been built (buildLists under
+// the write lock, or rlockLists).
 func (sh *shard) listHeadH(l int, k *ikey, h uint32) uint32 {
+	if sh.listsPending {
+		// A caller that forgot buildLists/rlockLists would silently see
+		// empty lists; that is a bug in this package, never input.
+		panic("session: list read before the shard's lists were built")
+	}
 	_, ref, ok := sh.idx[l].find(h, func(ref uint32) bool { return matchKey(l, sh.rec(ref), k) })
 	if !ok {
 		return noRef
@@ -393,9 +404,59 @@ func (sh *shard) listHeadH(l int, k *ikey, h uint32) uint32 {
 
 // ---- intrusive lists ----
 
+// The secondary lists (user, device, creator, IPs, partition) of a shard
+// filled by a bulk load are built on first use instead of per insert:
+// linking costs a random memory access per list per session, which was a
+// third of recovery time, and a node can serve validations (which use only
+// byID/byTok) before any list is needed. Store.DeferLists marks the empty
+// shards; while listsPending is set, link and unlink keep only the user
+// counters; every reader of a list builds the shard's lists first, under
+// the write lock (buildLists) — the lists of a shard are thus either
+// complete or absent, never partial. Store.BuildLists builds the remaining
+// shards in the background once the node is up.
+
+// buildLists builds the shard's pending lists (caller holds mu for
+// writing). It is a no-op once they exist.
+func (sh *shard) buildLists() {
+	if !sh.listsPending {
+		return
+	}
+	sh.listsPending = false
+	for ci, c := range sh.chunks {
+		for j := range c {
+			r := &c[j]
+			if r.flags&fInUse == 0 {
+				continue
+			}
+			ref := uint32(ci)<<chunkBits | uint32(j)
+			for l := range numLists {
+				if k, ok := keyOf(l, r); ok {
+					sh.attach(l, ref, &k, sh.st.hashKey(l, &k))
+				}
+			}
+		}
+	}
+}
+
+// rlockLists read-locks the shard with its lists built, taking the write
+// lock once to build them if needed.
+func (sh *shard) rlockLists() {
+	sh.mu.RLock()
+	for sh.listsPending {
+		sh.mu.RUnlock()
+		sh.mu.Lock()
+		sh.buildLists()
+		sh.mu.Unlock()
+		sh.mu.RLock()
+	}
+}
+
 func (sh *shard) link(l int, ref uint32) {
 	r := sh.rec(ref)
 	r.links[l] = link{noRef, noRef}
+	if sh.listsPending && l != lUser {
+		return
+	}
 	k, ok := keyOf(l, r)
 	if !ok {
 		return
@@ -403,8 +464,18 @@ func (sh *shard) link(l int, ref uint32) {
 	h := sh.st.hashKey(l, &k)
 	if l == lUser {
 		sh.st.userEntries[h&(userBuckets-1)].Add(1)
+		if sh.listsPending {
+			return
+		}
 	}
-	_, head, found := sh.idx[l].find(h, func(x uint32) bool { return matchKey(l, sh.rec(x), &k) })
+	sh.attach(l, ref, &k, h)
+}
+
+// attach adds ref to list l under key k (hash h); counters are the
+// caller's business.
+func (sh *shard) attach(l int, ref uint32, k *ikey, h uint32) {
+	r := sh.rec(ref)
+	_, head, found := sh.idx[l].find(h, func(x uint32) bool { return matchKey(l, sh.rec(x), k) })
 	if !found {
 		sh.idx[l].insert(h, ref, sh.listHashOf(l))
 		return
@@ -430,6 +501,9 @@ func (sh *shard) unlink(l int, ref uint32) {
 	if hashed {
 		h = sh.st.hashKey(l, &k)
 		sh.st.userEntries[h&(userBuckets-1)].Add(-1)
+	}
+	if sh.listsPending {
+		return // never linked
 	}
 	lk := r.links[l]
 	r.links[l] = link{noRef, noRef}
@@ -462,17 +536,27 @@ func (sh *shard) unlink(l int, ref uint32) {
 // and that user and device IDs are at most 255 bytes. ua, lastUA and
 // createdBy are the interned forms of the corresponding fields of s.
 func (sh *shard) insert(s *Session, ua, lastUA, createdBy istr, touchLogged int64) uint32 {
-	ref := sh.allocRec()
-	r := sh.rec(ref)
-	epoch := r.epoch
+	return sh.insertBlob(s, blobOf(s), ua, lastUA, createdBy, touchLogged)
+}
+
+// blobOf returns the record blob of s: user ID, device ID and data JSON.
+func blobOf(s *Session) string {
 	data := s.Data
 	if len(data) == 0 {
 		data = emptyData
 	}
+	return s.UserID + s.DeviceID + string(data)
+}
+
+// insertBlob is insert with the blob (blobOf(s)) already built.
+func (sh *shard) insertBlob(s *Session, blob string, ua, lastUA, createdBy istr, touchLogged int64) uint32 {
+	ref := sh.allocRec()
+	r := sh.rec(ref)
+	epoch := r.epoch
 	*r = rec{
 		id:          s.ID,
 		th:          s.TokenHash,
-		blob:        s.UserID + s.DeviceID + string(data),
+		blob:        blob,
 		ua:          ua,
 		lastUA:      lastUA,
 		createdBy:   createdBy,

@@ -570,7 +570,7 @@ func (st *Store) countLive(user string, now int64, collect bool, limit int) (int
 	count := 0
 	var cands []victim
 	for i, sh := range st.shards {
-		sh.mu.RLock()
+		sh.rlockLists()
 		if sh.idx[lUser].len() > 0 {
 			for ref := sh.listHeadH(lUser, &k, h); ref != noRef; {
 				r := sh.rec(ref)
@@ -798,6 +798,7 @@ func (st *Store) RevokeUser(userID string, except ID) (count int, seq uint64, er
 	k := ikey{s: userID}
 	for _, sh := range st.shards {
 		sh.mu.Lock()
+		sh.buildLists()
 		now := st.now()
 		for ref := sh.listHead(lUser, &k); ref != noRef; {
 			r := sh.rec(ref)
@@ -838,6 +839,50 @@ func (st *Store) Stats() Stats {
 		s.Tombstones += int(sh.nTomb.Load())
 	}
 	return s
+}
+
+// DeferLists makes every shard that is empty now build its secondary lists
+// (user, device, creator, IPs, partition) on first use instead of per
+// insert, for a bulk load (recovery, restore). Lookups by ID and token are
+// unaffected; the first reader of a list in a shard builds that shard's
+// lists. Call BuildLists once the load is done.
+func (st *Store) DeferLists() {
+	for _, sh := range st.shards {
+		sh.mu.Lock()
+		if sh.nSess.Load() == 0 {
+			sh.listsPending = true
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// BuildLists builds every pending list, one shard at a time under its write
+// lock (a few milliseconds per shard for a million sessions), and returns
+// early when stop is closed. It is safe to run alongside any operation.
+func (st *Store) BuildLists(stop <-chan struct{}) {
+	for _, sh := range st.shards {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		sh.mu.Lock()
+		sh.buildLists()
+		sh.mu.Unlock()
+	}
+}
+
+// ListsPending reports how many shards have not built their lists yet.
+func (st *Store) ListsPending() int {
+	n := 0
+	for _, sh := range st.shards {
+		sh.mu.RLock()
+		if sh.listsPending {
+			n++
+		}
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // Reserve sizes the primary indexes for about n sessions in total, so bulk

@@ -67,7 +67,7 @@ func writeFixture(t *testing.T, keyHex string, c crypt.CipherID, kind Kind, meta
 	t.Helper()
 	o := WriteOptions{Key: mustKey(t, keyHex), Cipher: c, Kind: kind, NodeID: "tmnd-fixture",
 		Partitions: 16, CoveredSeq: 4242, CreatedAt: fixtureCreatedAt, Meta: []byte(meta),
-		salt: fixtureSalt, chunkLimit: fixtureChunk}
+		salt: fixtureSalt, chunkLimit: fixtureChunk, noCompress: true}
 	path := tempPath(t, "fixture")
 	writeEntries(t, path, o, entries)
 	data, err := os.ReadFile(path)

@@ -35,8 +35,14 @@ const (
 	MaxEntryTypes = 256
 )
 
-// chunkFramingVersion is the first plaintext byte of every chunk.
-const chunkFramingVersion byte = 1
+// The first plaintext byte of every chunk is its framing version: 1 = the
+// entries follow as they are; 2 = the entries follow as one S2 block
+// (github.com/klauspost/compress/s2) whose decoded length is at most
+// MaxChunkPlaintext-1.
+const (
+	chunkFramingVersion byte = 1
+	chunkFramingS2      byte = 2
+)
 
 const (
 	// headerFixedSize is the part of the header before the node ID length:
@@ -251,6 +257,7 @@ var (
 	errBadEntryLength  = errors.New("entry length is not a valid uvarint")
 	errEntryOverrun    = errors.New("entry runs past the end of the chunk")
 	errChunkFraming    = errors.New("unknown chunk framing version")
+	errChunkS2         = errors.New("compressed chunk does not decode")
 	errChunkTooLarge   = errors.New("chunk plaintext exceeds 1 MiB")
 	errChunkLenInvalid = errors.New("chunk length out of range")
 )

@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/yndnr/tokmesh-go/internal/crypt"
 )
 
@@ -136,6 +137,40 @@ func FuzzChunkEntries(f *testing.F) {
 		}
 		if err != nil || total != n {
 			t.Fatalf("scanEntries = %v, counted %d, walked %d", err, total, n)
+		}
+	})
+}
+
+// FuzzChunkPlaintext fuzzes the framing byte and the S2 decompression of a
+// decrypted chunk: any input gives entries or an error wrapping a sentinel,
+// the decoded size never exceeds the chunk limit, and whatever S2 encodes
+// within the limit comes back unchanged.
+func FuzzChunkPlaintext(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 3, 'a', 'b', 'c'})
+	f.Add(append([]byte{2}, s2.Encode(nil, bytes.Repeat([]byte{1, 3, 'a', 'b', 'c'}, 100))...))
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0x7f, 0}) // decoded length far above the limit
+	f.Add([]byte{2, 0x80, 0x80, 0x40, 0, 'x'})  // decoded length exactly 1 MiB
+	f.Add([]byte{2, 10, 0x24, 'a'})             // literal longer than the input
+	f.Add([]byte{3, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, _, kind, err := chunkEntries(b, nil)
+		if err != nil {
+			if kind == "" || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormatVersion)) {
+				t.Fatalf("error %v (kind %q) without a kind or sentinel", err, kind)
+			}
+			return
+		}
+		if len(entries) > MaxChunkPlaintext-1 {
+			t.Fatalf("decoded %d bytes, above the limit", len(entries))
+		}
+		if len(b) > MaxChunkPlaintext-1 {
+			return
+		}
+		// Round trip: the writer's encoding of b is read back as b.
+		got, _, _, err := chunkEntries(append([]byte{chunkFramingS2}, s2.Encode(nil, b)...), make([]byte, 3))
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("round trip of %d bytes: %v", len(b), err)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/yndnr/tokmesh-go/internal/crypt"
 )
 
@@ -119,6 +120,7 @@ type Reader struct {
 	aad     [chunkAADSize]byte
 	buf     []byte // sealed chunk buffer, reused; may be being hashed in the background
 	plain   []byte // decrypted chunk buffer, reused
+	dec     []byte // decompressed entries of a framing-2 chunk, reused
 	pt      []byte // entries of the current chunk not yet returned
 	chunks  uint64 // chunks read so far
 	counts  [MaxEntryTypes]uint64
@@ -383,15 +385,46 @@ func (r *Reader) advance() error {
 	if err != nil {
 		return bad(ProblemChunkAuth, fmt.Errorf("%w: chunk authentication failed (tampered with or out of place)", ErrCorrupt))
 	}
-	if pt[0] != chunkFramingVersion {
-		return bad(ProblemFormatVersion, fmt.Errorf("%w: %w %d", ErrFormatVersion, errChunkFraming, pt[0]))
+	entries, dec, kind, err := chunkEntries(pt, r.dec)
+	r.dec = dec
+	if err != nil {
+		return bad(kind, err)
 	}
-	if err := scanEntries(pt[1:], &r.counts); err != nil {
+	if err := scanEntries(entries, &r.counts); err != nil {
 		return bad(ProblemEntryFraming, fmt.Errorf("%w: %w", ErrCorrupt, err))
 	}
-	r.pt = pt[1:]
+	r.pt = entries
 	r.chunks++
 	return nil
+}
+
+// chunkEntries returns the entries of a decrypted chunk plaintext pt,
+// decompressing a framing-2 chunk into dec (reused when large enough; the
+// possibly grown buffer is returned). The decoded size is bounded before
+// anything is allocated. On error it also returns the problem kind.
+func chunkEntries(pt, dec []byte) (entries, buf []byte, kind string, err error) {
+	if len(pt) == 0 {
+		return nil, dec, ProblemEntryFraming, fmt.Errorf("%w: %w", ErrCorrupt, errEmptyChunk)
+	}
+	switch pt[0] {
+	case chunkFramingVersion:
+		return pt[1:], dec, "", nil
+	case chunkFramingS2:
+		n, err := s2.DecodedLen(pt[1:])
+		if err != nil || n > MaxChunkPlaintext-1 {
+			return nil, dec, ProblemEntryFraming, fmt.Errorf("%w: %w", ErrCorrupt, errChunkS2)
+		}
+		if cap(dec) < n {
+			dec = make([]byte, n, max(n, 256<<10))
+		}
+		entries, err := s2.Decode(dec[:n], pt[1:])
+		if err != nil || len(entries) != n {
+			return nil, dec, ProblemEntryFraming, fmt.Errorf("%w: %w", ErrCorrupt, errChunkS2)
+		}
+		return entries, dec, "", nil
+	default:
+		return nil, dec, ProblemFormatVersion, fmt.Errorf("%w: %w %d", ErrFormatVersion, errChunkFraming, pt[0])
+	}
 }
 
 // readTrailer reads the trailer that starts at start (its zero marker has

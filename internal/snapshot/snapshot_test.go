@@ -163,7 +163,9 @@ func TestAdd_PayloadAtTheLimit(t *testing.T) {
 	if w.MaxPayload() != MaxPayload {
 		t.Fatalf("MaxPayload() = %d, want %d", w.MaxPayload(), MaxPayload)
 	}
-	big := bytes.Repeat([]byte("0123456789abcdef"), MaxPayload/16+1)[:MaxPayload]
+	// Random bytes do not compress, so each big payload fills a chunk.
+	big := make([]byte, MaxPayload)
+	rand.NewChaCha8([32]byte{7}).Read(big)
 	entries := []entry{{1, []byte("small")}, {2, big}, {3, []byte("after")}, {4, big}}
 	for _, e := range entries {
 		if err := w.Add(e.typ, e.payload); err != nil {
@@ -515,5 +517,49 @@ func TestAbort_AfterLargeChunksJoinsBackgroundHash(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Fatalf("dir holds %v", names)
+	}
+}
+
+// TestCompression_ShrinksSessionLikeChunksAndReadsBack writes entries that
+// repeat field names and values the way session records do: the default
+// (S2-compressed) file must be much smaller than the framing-1 file of the
+// same entries, both must read back to the same entries and counts, and a
+// mix of compressible and random chunks must round-trip too.
+func TestCompression_ShrinksSessionLikeChunksAndReadsBack(t *testing.T) {
+	key := mustKey(t, testKeyHex)
+	var entries []entry
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range 20000 {
+		p := fmt.Appendf(nil, "user-%06d|Mozilla/5.0 (X11; Linux x86_64)|tenant=acme|roles=reader,writer|%08x", i%5000, rng.Uint32())
+		entries = append(entries, entry{1, p})
+		if i%1000 == 0 {
+			big := make([]byte, 64<<10)
+			rand.NewChaCha8([32]byte{byte(i)}).Read(big)
+			entries = append(entries, entry{2, big})
+		}
+	}
+	o := WriteOptions{Key: key, Cipher: crypt.AES256GCM, Kind: KindSnapshot, Partitions: 256, chunkLimit: 128 << 10}
+	plainPath, zPath := tempPath(t, "plain.snap"), tempPath(t, "z.snap")
+	op := o
+	op.noCompress = true
+	writeEntries(t, plainPath, op, entries)
+	writeEntries(t, zPath, o, entries)
+	plain, _ := os.ReadFile(plainPath)
+	z, _ := os.ReadFile(zPath)
+	// About 1.3 MiB of the entries are random; the rest compresses well.
+	if len(z) > len(plain)*3/4 {
+		t.Fatalf("compressed file %d bytes, framing-1 file %d: compression did not engage", len(z), len(plain))
+	}
+	for _, data := range [][]byte{plain, z} {
+		got, info, err := readBytes(data, key)
+		if err != nil || !equalEntries(got, entries) {
+			t.Fatalf("read back: %v", err)
+		}
+		if info.Trailer.Entries() != uint64(len(entries)) {
+			t.Fatalf("trailer entries %d, want %d", info.Trailer.Entries(), len(entries))
+		}
+	}
+	if _, err := Verify(zPath, key); err != nil {
+		t.Fatal(err)
 	}
 }

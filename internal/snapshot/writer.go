@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/yndnr/tokmesh-go/internal/crypt"
 )
 
@@ -34,6 +35,7 @@ type WriteOptions struct {
 	// Test hooks (unexported so production callers cannot set them).
 	salt         *[crypt.SaltSize]byte // fixed salt for deterministic fixtures
 	chunkLimit   int                   // plaintext bytes per chunk; 0 = MaxChunkPlaintext
+	noCompress   bool                  // write every chunk with framing version 1 (the golden fixtures)
 	beforeVerify func(tmp string)      // runs after the temp file is closed, before verification
 }
 
@@ -42,9 +44,9 @@ type WriteOptions struct {
 const writeBufferSize = 64 << 10
 
 // Writer streams entries into a new snapshot or backup file. Memory use is
-// at most two chunk buffers (~2 MiB: one filling while the previous one is
-// hashed in the background) plus a 64 KiB write buffer, whatever the number
-// of entries. Create a Writer with Create; finish it with Commit or Abort.
+// at most three chunk buffers (~3 MiB: one filling, one being sealed, the
+// previous one being hashed in the background) plus a 64 KiB write buffer,
+// whatever the number of entries. Create a Writer with Create; finish it with Commit or Abort.
 type Writer struct {
 	path, tmp    string
 	key          *crypt.MasterKey
@@ -56,8 +58,10 @@ type Writer struct {
 	hdr          Header
 	aead         cipher.AEAD
 	aad          [chunkAADSize]byte
-	buf          []byte // chunk plaintext being filled; buf[0] is the framing version; cap = limit + tag
-	spare        []byte // the other chunk buffer (possibly still being hashed); nil until needed
+	buf          []byte // entries of the chunk being filled; buf[0] is reserved for the framing version
+	out          []byte // the sealed form of the previous chunk (possibly still being hashed); cap = 1 + s2 bound + tag
+	spare        []byte // the other output buffer; nil until needed
+	compress     bool
 	limit        int
 	maxPayload   int
 	chunks       uint64
@@ -140,12 +144,12 @@ func Create(path string, o WriteOptions) (*Writer, error) {
 		h:            sha256.New(),
 		hdr:          hdr,
 		aead:         aead,
-		buf:          make([]byte, 1, limit+crypt.TagSize),
+		buf:          make([]byte, 1, limit),
 		limit:        limit,
+		compress:     !o.noCompress,
 		maxPayload:   limit - 2 - uvarintLen(uint64(limit)),
 		beforeVerify: o.beforeVerify,
 	}
-	w.buf[0] = chunkFramingVersion
 	if err := w.write(appendHeader(nil, &w.hdr)); err != nil {
 		w.Abort()
 		return nil, err
@@ -202,26 +206,50 @@ func (w *Writer) Add(typ byte, payload []byte) error {
 	return nil
 }
 
-// flushChunk seals and writes the pending chunk, if it holds any entry.
+// flushChunk compresses, seals and writes the pending chunk, if it holds
+// any entry.
 //
-// SHA-256 is the costliest step on CPUs without SHA extensions, so a large
-// chunk is hashed in a background goroutine while it is written to the file
-// and while the next chunk fills the other buffer; the hash is joined before
-// any further byte is hashed, so it always sees the file in order.
+// The entries are S2-compressed (framing version 2) when that makes the
+// chunk smaller, which it does several times over for sessions: it shrinks
+// the bytes that must be hashed, sealed, written and read back at recovery.
+// SHA-256 is still the costliest step on CPUs without SHA extensions, so a
+// large chunk is hashed in a background goroutine while it is written to
+// the file and while the next chunk fills; the hash is joined before any
+// further byte is hashed, so it always sees the file in order.
 func (w *Writer) flushChunk() error {
 	if len(w.buf) <= 1 {
 		return nil
 	}
+	entries := w.buf[1:]
+	out := w.out
+	if need := 1 + s2.MaxEncodedLen(len(entries)) + crypt.TagSize; cap(out) < need {
+		out = make([]byte, 0, max(need, 1+s2.MaxEncodedLen(w.limit)+crypt.TagSize))
+	}
+	out = out[:1]
+	out[0] = chunkFramingVersion
+	if w.compress {
+		enc := s2.Encode(out[1:1+s2.MaxEncodedLen(len(entries))], entries)
+		if len(enc) < len(entries) {
+			out = out[:1+len(enc)]
+			out[0] = chunkFramingS2
+		}
+	}
+	if out[0] == chunkFramingVersion {
+		out = append(out, entries...)
+	}
+	w.buf = w.buf[:1]
+
 	nonce := crypt.Nonce(w.chunks)
 	chunkAAD(&w.aad, &w.hdr.Salt, w.chunks)
-	// Seal in place: buf has room for the tag, so no allocation.
-	sealed := w.aead.Seal(w.buf[:0], nonce[:], w.buf, w.aad[:])
+	// Seal in place: out has room for the tag, so no allocation.
+	sealed := w.aead.Seal(out[:0], nonce[:], out, w.aad[:])
 	var prefix [chunkPrefixSize]byte
 	binary.BigEndian.PutUint32(prefix[0:4], uint32(len(sealed)))
 	binary.BigEndian.PutUint32(prefix[4:8], crc32.Checksum(sealed, castagnoli))
 	if err := w.write(prefix[:]); err != nil { // joins the previous chunk's hash
 		return err
 	}
+	w.out = sealed[:0]
 	if len(sealed) < asyncHashMin {
 		if err := w.write(sealed); err != nil {
 			return err
@@ -240,16 +268,12 @@ func (w *Writer) flushChunk() error {
 			return w.err
 		}
 		w.off += int64(len(sealed))
-		// Fill the other buffer next; this one stays untouched until the
-		// hash is joined (the next flush joins it before sealing into it).
-		if w.spare == nil {
-			w.spare = make([]byte, 1, cap(w.buf))
-		}
-		w.buf, w.spare = w.spare, w.buf
+		// Seal the next chunk into the other buffer; this one stays
+		// untouched until the hash is joined (the next flush joins it
+		// before writing anything).
+		w.out, w.spare = w.spare, w.out
 	}
 	w.chunks++
-	w.buf = w.buf[:1]
-	w.buf[0] = chunkFramingVersion
 	return nil
 }
 
