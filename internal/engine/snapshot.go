@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -180,17 +181,11 @@ func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered ui
 		e.store.Reserve(int(info.Trailer.Counts[EntrySession]))
 	}
 
-	type batch struct {
-		typs []byte
-		offs []int
-		buf  []byte
-	}
+	// The reading goroutine verifies and decompresses whole chunks; the
+	// workers walk their entries.
 	workers := max(1, runtime.GOMAXPROCS(0))
-	work := make(chan *batch, workers*2)
-	free := make(chan *batch, workers*3)
-	for range workers * 3 {
-		free <- &batch{buf: make([]byte, 0, 256<<10)}
-	}
+	work := make(chan []byte, workers)
+	free := make(chan []byte, workers*2+1)
 	var (
 		wg        sync.WaitGroup
 		nSess     atomic.Int64
@@ -210,15 +205,18 @@ func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered ui
 		go func() {
 			defer wg.Done()
 			ld := e.store.NewLoader()
-			for b := range work {
-				for i, typ := range b.typs {
-					p := b.buf[b.offs[i]:b.offs[i+1]]
+			for chunk := range work {
+				var sess, tomb int64
+				for rest := chunk; len(rest) > 0; {
+					var typ byte
+					var p []byte
+					typ, p, rest = snapshot.ParseEntry(rest)
 					switch typ {
 					case EntrySession:
 						if err := ld.LoadSessionBinary(p); err != nil {
 							fail(fmt.Errorf("session entry: %w", err))
 						}
-						nSess.Add(1)
+						sess++
 					case EntryTombstone:
 						t, err := session.DecodeTombstoneBinary(p)
 						if err == nil {
@@ -227,60 +225,49 @@ func (e *Engine) loadSnapshot(path string) (sessions, tombstones int, covered ui
 						if err != nil {
 							fail(fmt.Errorf("tombstone entry: %w", err))
 						}
-						nTomb.Add(1)
+						tomb++
+					case EntryPartition:
+						part, epoch, pseq, err := DecodePartitionEntry(p)
+						if err != nil {
+							fail(err)
+						} else if int(part) < len(e.parts) {
+							e.parts[part] = partState{epoch: epoch, pseq: pseq} // one entry per partition
+						}
+					default:
+						fail(fmt.Errorf("unknown snapshot entry type %d", typ))
 					}
 				}
-				b.typs, b.offs, b.buf = b.typs[:0], b.offs[:0], b.buf[:0]
-				free <- b
+				nSess.Add(sess)
+				nTomb.Add(tomb)
+				select {
+				case free <- chunk[:0]:
+				default:
+				}
 			}
 		}()
 	}
-	finish := func(err error) (int, int, uint64, error) {
-		close(work)
-		wg.Wait()
-		if err == nil {
-			err = workerErr
-		}
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		return int(nSess.Load()), int(nTomb.Load()), h.CoveredSeq, nil
-	}
-	cur := <-free
+	var rerr error
 	for {
-		typ, payload, err := r.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if len(cur.typs) > 0 {
-					cur.offs = append(cur.offs, len(cur.buf))
-					work <- cur
-				}
-				return finish(nil)
-			}
-			return finish(err)
-		}
-		switch typ {
-		case EntrySession, EntryTombstone:
-			cur.typs = append(cur.typs, typ)
-			cur.offs = append(cur.offs, len(cur.buf))
-			cur.buf = append(cur.buf, payload...)
-			if len(cur.buf) >= 192<<10 {
-				cur.offs = append(cur.offs, len(cur.buf))
-				work <- cur
-				cur = <-free
-			}
-		case EntryPartition:
-			p, epoch, pseq, err := DecodePartitionEntry(payload)
-			if err != nil {
-				return finish(err)
-			}
-			if int(p) < len(e.parts) {
-				e.parts[p] = partState{epoch: epoch, pseq: pseq}
-			}
+		var buf []byte
+		select {
+		case buf = <-free:
 		default:
-			return finish(fmt.Errorf("unknown snapshot entry type %d", typ))
 		}
+		chunk, err := r.NextChunk(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				rerr = err
+			}
+			break
+		}
+		work <- chunk
 	}
+	close(work)
+	wg.Wait()
+	if err := cmp.Or(rerr, workerErr); err != nil {
+		return 0, 0, 0, err
+	}
+	return int(nSess.Load()), int(nTomb.Load()), h.CoveredSeq, nil
 }
 
 // DecodePartitionEntry decodes an EntryPartition payload.

@@ -121,6 +121,7 @@ type Reader struct {
 	buf     []byte // sealed chunk buffer, reused; may be being hashed in the background
 	plain   []byte // decrypted chunk buffer, reused
 	dec     []byte // decompressed entries of a framing-2 chunk, reused
+	inDec   bool   // the current chunk's entries are in dec (framing 2)
 	pt      []byte // entries of the current chunk not yet returned
 	chunks  uint64 // chunks read so far
 	counts  [MaxEntryTypes]uint64
@@ -325,6 +326,43 @@ func (r *Reader) Next() (typ byte, payload []byte, err error) {
 	return typ, payload, nil
 }
 
+// NextChunk returns the entries of the next chunk, verified like Next's,
+// decoded into buf (grown when too small; pass the returned slice back to
+// reuse it). The caller owns the result: unlike Next's payloads it stays
+// valid across calls, so chunks can be handed to other goroutines. Walk it
+// with ParseEntry. After the last chunk it verifies the trailer and returns
+// io.EOF. It must not be mixed with Next within a chunk.
+func (r *Reader) NextChunk(buf []byte) ([]byte, error) {
+	if len(r.pt) > 0 {
+		return nil, errors.New("snapshot: NextChunk called with entries of the current chunk unread")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	dec := r.dec
+	r.dec = buf[:0]
+	err := r.advance()
+	buf, r.dec = r.dec, dec
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	entries := r.pt
+	r.pt = nil
+	if !r.inDec {
+		// A framing-1 chunk lives in the reader's decryption buffer.
+		entries = append(buf[:0], entries...)
+	}
+	return entries, nil
+}
+
+// ParseEntry splits the first entry off chunk entries returned by
+// NextChunk: its type, its payload and the remaining entries.
+func ParseEntry(b []byte) (typ byte, payload, rest []byte) {
+	typ, payload, n, _ := parseEntry(b) // framing verified when the chunk was read
+	return typ, payload, b[n:]
+}
+
 // Close releases the file. It does not close a stream given to NewReader.
 func (r *Reader) Close() error {
 	r.src.wait()
@@ -386,7 +424,7 @@ func (r *Reader) advance() error {
 		return bad(ProblemChunkAuth, fmt.Errorf("%w: chunk authentication failed (tampered with or out of place)", ErrCorrupt))
 	}
 	entries, dec, kind, err := chunkEntries(pt, r.dec)
-	r.dec = dec
+	r.dec, r.inDec = dec, len(pt) > 0 && pt[0] == chunkFramingS2
 	if err != nil {
 		return bad(kind, err)
 	}
