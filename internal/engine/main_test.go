@@ -12,5 +12,9 @@ func TestMain(m *testing.M) {
 		runCrashChild()
 		return
 	}
+	if dir := os.Getenv(coldChildEnv); dir != "" {
+		runColdChild(dir)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }

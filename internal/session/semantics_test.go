@@ -674,3 +674,46 @@ func TestQuota_UserBoundFollowsEntries(t *testing.T) {
 	}
 	e.check()
 }
+
+// TestQuota_EnforcedWhileListsArePending: after a bulk load the per-user
+// counters are not maintained until the lists are built, so the quota
+// must be counted exactly — for sessions loaded before and created after.
+func TestQuota_EnforcedWhileListsArePending(t *testing.T) {
+	for _, evict := range []bool{false, true} {
+		e := newEnv(t, func(c *Config) {
+			c.MaxPerUser = 3
+			if evict {
+				c.OnExceed = QuotaEvictOldest
+			}
+		})
+		e.st.DeferLists()
+		// One session as a snapshot load would bring it, two created live.
+		src := newEnv(t, nil)
+		loaded := src.create(CreateRequest{UserID: "u", Token: token(1)}).Session
+		if err := e.st.NewLoader().LoadSessionBinary(AppendSessionBinary(nil, &loaded)); err != nil {
+			t.Fatal(err)
+		}
+		if e.st.ListsPending() == 0 {
+			t.Fatal("no shard pending after DeferLists and a load")
+		}
+		e.clk.Add(10)
+		e.create(CreateRequest{UserID: "u", Token: token(2)})
+		e.clk.Add(10)
+		e.create(CreateRequest{UserID: "u", Token: token(3)})
+		e.clk.Add(10)
+		_, err := e.st.Create(CreateRequest{UserID: "u", Token: token(4)})
+		switch {
+		case !evict && !errors.Is(err, ErrQuotaExceeded):
+			t.Fatalf("4th session with lists pending: %v, want quota exceeded", err)
+		case evict && err != nil:
+			t.Fatalf("evict_oldest: %v", err)
+		case evict:
+			if _, err := e.st.Get(loaded.ID); !errors.Is(err, ErrRevoked) && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("the oldest (loaded) session survived eviction: %v", err)
+			}
+		}
+		if err := e.st.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

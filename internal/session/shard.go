@@ -169,10 +169,14 @@ func newShard(st *Store) *shard { return &shard{st: st} }
 // clear drops every session and tombstone (caller holds mu, which must
 // therefore not be overwritten).
 func (sh *shard) clear() {
-	for _, c := range sh.chunks {
-		for j := range c {
-			if r := &c[j]; r.flags&fInUse != 0 {
-				sh.st.userEntries[sh.st.hashKey(lUser, &ikey{s: r.user()})&(userBuckets-1)].Add(-1)
+	if sh.listsPending {
+		sh.st.pendingShards.Add(-1) // its sessions were never counted
+	} else {
+		for _, c := range sh.chunks {
+			for j := range c {
+				if r := &c[j]; r.flags&fInUse != 0 {
+					sh.st.userEntries[sh.st.hashKey(lUser, &ikey{s: r.user()})&(userBuckets-1)].Add(-1)
+				}
 			}
 		}
 	}
@@ -409,8 +413,10 @@ func (sh *shard) listHeadH(l int, k *ikey, h uint32) uint32 {
 // linking costs a random memory access per list per session, which was a
 // third of recovery time, and a node can serve validations (which use only
 // byID/byTok) before any list is needed. Store.DeferLists marks the empty
-// shards; while listsPending is set, link and unlink keep only the user
-// counters; every reader of a list builds the shard's lists first, under
+// shards; while listsPending is set, link and unlink do nothing — not even
+// the per-user counters, so quota checks count exactly (countLive, which
+// builds the lists) while any shard is pending; every reader of a list
+// builds the shard's lists first, under
 // the write lock (buildLists) — the lists of a shard are thus either
 // complete or absent, never partial. Store.BuildLists builds the remaining
 // shards in the background once the node is up.
@@ -431,11 +437,16 @@ func (sh *shard) buildLists() {
 			ref := uint32(ci)<<chunkBits | uint32(j)
 			for l := range numLists {
 				if k, ok := keyOf(l, r); ok {
-					sh.attach(l, ref, &k, sh.st.hashKey(l, &k))
+					h := sh.st.hashKey(l, &k)
+					if l == lUser {
+						sh.st.userEntries[h&(userBuckets-1)].Add(1)
+					}
+					sh.attach(l, ref, &k, h)
 				}
 			}
 		}
 	}
+	sh.st.pendingShards.Add(-1)
 }
 
 // rlockLists read-locks the shard with its lists built, taking the write
@@ -454,7 +465,7 @@ func (sh *shard) rlockLists() {
 func (sh *shard) link(l int, ref uint32) {
 	r := sh.rec(ref)
 	r.links[l] = link{noRef, noRef}
-	if sh.listsPending && l != lUser {
+	if sh.listsPending {
 		return
 	}
 	k, ok := keyOf(l, r)
@@ -464,9 +475,6 @@ func (sh *shard) link(l int, ref uint32) {
 	h := sh.st.hashKey(l, &k)
 	if l == lUser {
 		sh.st.userEntries[h&(userBuckets-1)].Add(1)
-		if sh.listsPending {
-			return
-		}
 	}
 	sh.attach(l, ref, &k, h)
 }
@@ -491,6 +499,9 @@ func (sh *shard) attach(l int, ref uint32, k *ikey, h uint32) {
 }
 
 func (sh *shard) unlink(l int, ref uint32) {
+	if sh.listsPending {
+		return // never linked nor counted
+	}
 	r := sh.rec(ref)
 	k, ok := keyOf(l, r)
 	if !ok {
@@ -501,9 +512,6 @@ func (sh *shard) unlink(l int, ref uint32) {
 	if hashed {
 		h = sh.st.hashKey(l, &k)
 		sh.st.userEntries[h&(userBuckets-1)].Add(-1)
-	}
-	if sh.listsPending {
-		return // never linked
 	}
 	lk := r.links[l]
 	r.links[l] = link{noRef, noRef}

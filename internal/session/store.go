@@ -113,6 +113,9 @@ type Store struct {
 	// bound of any one user's live sessions. A create whose bound is under
 	// the quota skips counting the user's sessions shard by shard.
 	userEntries []atomic.Int32
+	// pendingShards counts shards whose lists (and user counters) are not
+	// built yet; userEntries is only a bound while it is zero.
+	pendingShards atomic.Int32
 
 	sweep sweepCounters
 }
@@ -431,7 +434,7 @@ func (st *Store) Create(req CreateRequest) (CreateResult, error) {
 	evict := lim.OnExceed == QuotaEvictOldest
 	var count int
 	var cands []victim
-	if st.userBound(st.hashKey(lUser, &ikey{s: req.UserID})) >= lim.MaxPerUser {
+	if st.pendingShards.Load() > 0 || st.userBound(st.hashKey(lUser, &ikey{s: req.UserID})) >= lim.MaxPerUser {
 		count, cands = st.countLive(req.UserID, now, evict, lim.MaxPerUser)
 	}
 	var victims []victim
@@ -849,8 +852,9 @@ func (st *Store) Stats() Stats {
 func (st *Store) DeferLists() {
 	for _, sh := range st.shards {
 		sh.mu.Lock()
-		if sh.nSess.Load() == 0 {
+		if sh.nSess.Load() == 0 && !sh.listsPending {
 			sh.listsPending = true
+			st.pendingShards.Add(1)
 		}
 		sh.mu.Unlock()
 	}
@@ -873,17 +877,7 @@ func (st *Store) BuildLists(stop <-chan struct{}) {
 }
 
 // ListsPending reports how many shards have not built their lists yet.
-func (st *Store) ListsPending() int {
-	n := 0
-	for _, sh := range st.shards {
-		sh.mu.RLock()
-		if sh.listsPending {
-			n++
-		}
-		sh.mu.RUnlock()
-	}
-	return n
-}
+func (st *Store) ListsPending() int { return int(st.pendingShards.Load()) }
 
 // Reserve sizes the primary indexes for about n sessions in total, so bulk
 // loads (recovery, replica sync) do not rehash them over and over.
