@@ -25,7 +25,7 @@ import (
 
 // reloadNode is a node started from a real YAML file, reloaded from it.
 type reloadNode struct {
-	t     *testing.T
+	t     testing.TB
 	file  string
 	srv   *Server
 	level *slog.LevelVar
@@ -75,7 +75,7 @@ telemetry:
 `, sock, dataDir, syncMode, quota, allow, level)
 }
 
-func startReloadNode(t *testing.T, yaml string) *reloadNode {
+func startReloadNode(t testing.TB, yaml string) *reloadNode {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "config.yaml")
