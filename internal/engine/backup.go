@@ -182,6 +182,10 @@ func (e *Engine) EnterBusiness() bool {
 // ExitBusiness ends a request admitted by EnterBusiness.
 func (e *Engine) ExitBusiness() { e.bk().gate.RUnlock() }
 
+// BusinessExit returns ExitBusiness as a func value made once, for callers
+// that hand it around per request (a method value allocates each time).
+func (e *Engine) BusinessExit() func() { return e.exitBusiness }
+
 // Busy reports whether a backup or restore is running (a hint: callers
 // use it to refuse an upload early; Backup and StartRestore decide).
 func (e *Engine) Busy() bool { return e.bk().busy.Load() }

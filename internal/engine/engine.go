@@ -126,14 +126,15 @@ type partState struct {
 
 // Engine is a recovered, running session engine on one data dir.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	lock  *datadir.Lock
-	node  datadir.Node
-	key   *crypt.MasterKey
-	ciph  crypt.CipherID
-	store *session.Store
-	wal   *wal.Writer
+	exitBusiness func() // ExitBusiness, made once (BusinessExit)
+	cfg          Config
+	log          *slog.Logger
+	lock         *datadir.Lock
+	node         datadir.Node
+	key          *crypt.MasterKey
+	ciph         crypt.CipherID
+	store        *session.Store
+	wal          *wal.Writer
 
 	appendMu sync.Mutex // journal: serializes seq/pseq assignment (lock order: shard → appendMu → WAL queue)
 	parts    []partState
@@ -194,6 +195,7 @@ func Open(cfg Config) (*Engine, error) {
 		cfg.SegmentSize = 64 << 20
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), bkState: &backupState{jobs: map[string]*RestoreJob{}}}
+	e.exitBusiness = e.ExitBusiness
 	e.SetSnapshotPolicy(cfg.SnapshotInterval, cfg.SnapshotWALThreshold)
 	lock, err := datadir.Acquire(cfg.DataDir)
 	if err != nil {

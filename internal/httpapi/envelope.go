@@ -16,11 +16,14 @@ import (
 // requestID reuses a well-formed client X-Request-ID
 // (^[A-Za-z0-9._-]{1,64}$) or mints a tmrq- ID: "tmrq-" and a lower-case
 // ULID whose 80 random bits come from crypto/rand (01-data-model).
-func requestID(r *http.Request) string {
+func requestID(r *http.Request) string { return requestIDAt(r, time.Now()) }
+
+// requestIDAt is requestID with the clock already read.
+func requestIDAt(r *http.Request, now time.Time) string {
 	if v := r.Header["X-Request-Id"]; len(v) > 0 && validClientRequestID(v[0]) {
 		return v[0]
 	}
-	return newRequestID(time.Now())
+	return newRequestID(now)
 }
 
 func validClientRequestID(v string) bool {
@@ -130,7 +133,11 @@ func writeJSON(w http.ResponseWriter, status int, rid string, v any) {
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	h["Content-Length"] = []string{contentLength(len(body))}
+	if n := len(body); n < len(smallLengthValues) {
+		h["Content-Length"] = smallLengthValues[n][:1:1]
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(n)}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
@@ -141,6 +148,16 @@ var smallLengths = func() (s [4096]string) {
 		s[i] = strconv.Itoa(i)
 	}
 	return s
+}()
+
+// smallLengthValues holds the header value slices of smallLengths (shared:
+// net/http never writes into a header value slice, and the full slice
+// expression makes an append copy).
+var smallLengthValues = func() (v [4096][1]string) {
+	for i := range v {
+		v[i][0] = smallLengths[i]
+	}
+	return v
 }()
 
 func contentLength(n int) string {

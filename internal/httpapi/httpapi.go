@@ -183,6 +183,7 @@ type request struct {
 	id     string
 	route  *Route
 	caller Caller
+	start  time.Time // when the pipeline took the request (also the envelope timestamp of the hot routes)
 }
 
 // handlerFunc is a route handler after the pipeline.
@@ -210,19 +211,20 @@ func (h *Handler) Handle(rt Route, fn handlerFunc) {
 // pipelineRequest is the per-request state of the pipeline, allocated once:
 // the request handed to the route handler and the status recorder.
 type pipelineRequest struct {
-	rq request
-	sw statusWriter
+	rq  request
+	sw  statusWriter
+	rid [1]string // the X-Request-ID header value
 }
 
 func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, rt := rh.h, &rh.rt
-	p := &pipelineRequest{rq: request{Request: r, id: requestID(r), route: rt}}
+	start := time.Now()
+	p := &pipelineRequest{rq: request{Request: r, id: requestIDAt(r, start), route: rt, start: start}}
 	rq := &p.rq
 	debug := h.log.Enabled(r.Context(), slog.LevelDebug)
 	if h.cfg.OnRequest != nil || debug {
 		p.sw.ResponseWriter = w
 		w = &p.sw
-		start := time.Now()
 		// Deferred before recoverPanic so it runs after it and sees the 500.
 		defer func() {
 			d := time.Since(start)
@@ -237,7 +239,10 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
-	setIDHeaders(w.Header(), rq.id)
+	p.rid[0] = rq.id
+	hdr := w.Header()
+	hdr["X-Request-Id"] = p.rid[:1:1]
+	hdr["Cache-Control"] = hdrNoStore
 	defer h.recoverPanic(w, rq)
 	if rt.Cap != CapPublic {
 		if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {

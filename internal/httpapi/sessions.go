@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -286,7 +285,7 @@ func (h *Handler) validate(w http.ResponseWriter, rq *request) {
 	case err == nil:
 		// The envelope is built in one pooled buffer (writeData would copy).
 		bp := getBuf()
-		b := appendEnvelopeHead(*bp, rq.id, time.Now().UnixMilli())
+		b := appendEnvelopeHead(*bp, rq.id, rq.start.UnixMilli())
 		b = append(b, `{"valid":true,"session":`...)
 		b = s.AppendJSON(b)
 		b = append(b, "}}"...)

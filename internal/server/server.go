@@ -576,5 +576,5 @@ func (s *Server) enterBusiness() (func(), bool) {
 	if !e.EnterBusiness() {
 		return nil, false
 	}
-	return e.ExitBusiness, true
+	return e.BusinessExit(), true
 }
