@@ -123,10 +123,12 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 // characters stay escaped (\u003c), as json.Marshal does, so that a record
 // marshalled by an API handler is byte for byte the stored line.
 func encodeLine(b *bytes.Buffer, r *Record) error {
-	enc := json.NewEncoder(b)
-	if err := enc.Encode(r.toWire()); err != nil {
+	line, err := appendLine(b.AvailableBuffer(), r)
+	if err != nil {
 		return fmt.Errorf("audit: encode %s record: %w", r.Action, err)
 	}
+	b.Write(line)
+	b.WriteByte('\n')
 	return nil
 }
 
