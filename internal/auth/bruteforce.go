@@ -24,6 +24,11 @@ type BruteForceGuard struct {
 	cfg    atomic.Pointer[BruteForceConfig]
 	seed   maphash.Seed
 	shards [guardShards]guardShard
+	// blocked counts tracked IPs whose blockedUntil is set (expired ones
+	// included until they are looked at or evicted), changed under the
+	// shard locks. While it is zero no IP can be blocked, so Blocked — on
+	// every request and RESP command — answers without hashing or locking.
+	blocked atomic.Int32
 }
 
 const (
@@ -102,6 +107,9 @@ func (g *BruteForceGuard) exempt(cfg *BruteForceConfig, a netip.Addr) bool {
 // whole seconds, ≥ 1 s: the Retry-After value). A blocked IP's recency is
 // refreshed, so an IP that keeps trying is not evicted first.
 func (g *BruteForceGuard) Blocked(ip netip.Addr) (bool, time.Duration) {
+	if g.blocked.Load() == 0 {
+		return false, 0
+	}
 	ip = ip.Unmap()
 	cfg := g.cfg.Load()
 	if g.exempt(cfg, ip) {
@@ -117,6 +125,7 @@ func (g *BruteForceGuard) Blocked(ip netip.Addr) (bool, time.Duration) {
 	now := g.now().UnixNano()
 	if now >= e.blockedUntil {
 		e.blockedUntil = 0
+		g.blocked.Add(-1)
 		return false, 0
 	}
 	s.touch(e)
@@ -151,6 +160,9 @@ func (g *BruteForceGuard) fail(ip netip.Addr, token bool) bool {
 			last := s.head.prev
 			s.unlink(last)
 			delete(s.m, last.addr)
+			if last.blockedUntil != 0 {
+				g.blocked.Add(-1)
+			}
 		}
 		e = &ipState{addr: ip, gran: gran}
 		s.m[ip] = e
@@ -163,6 +175,7 @@ func (g *BruteForceGuard) fail(ip netip.Addr, token bool) bool {
 			return false // in flight when the block began; already blocked
 		}
 		e.blockedUntil = 0
+		g.blocked.Add(-1)
 	}
 	if e.gran != gran {
 		e.stamp, e.auth, e.token, e.gran = [guardBuckets]int64{}, [guardBuckets]uint32{}, [guardBuckets]uint32{}, gran
@@ -190,6 +203,7 @@ func (g *BruteForceGuard) fail(ip netip.Addr, token bool) bool {
 		return false
 	}
 	e.blockedUntil = now + int64(cfg.BlockDuration)
+	g.blocked.Add(1)
 	e.stamp, e.auth, e.token = [guardBuckets]int64{}, [guardBuckets]uint32{}, [guardBuckets]uint32{}
 	return true
 }

@@ -141,3 +141,57 @@ func TestBruteForce_TrackedIPsAreBounded(t *testing.T) {
 		t.Fatal("recently seen blocked IP was evicted")
 	}
 }
+
+// checkBlockedCount: the fast-path counter equals the tracked IPs with a
+// block set (expired ones included until looked at).
+func checkBlockedCount(t *testing.T, g *BruteForceGuard) {
+	t.Helper()
+	n := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			if e.blockedUntil != 0 {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	if got := g.blocked.Load(); int(got) != n {
+		t.Fatalf("blocked counter %d, %d IPs carry a block", got, n)
+	}
+}
+
+// TestBruteForce_BlockedCounterFollowsBlocksExpiryAndEviction covers the
+// counter behind Blocked's lock-free fast path: set by a block, cleared by
+// the expiry a lookup or a later failure finds, and by eviction — and a
+// blocked IP is always reported while its block runs.
+func TestBruteForce_BlockedCounterFollowsBlocksExpiryAndEviction(t *testing.T) {
+	clock := newClock()
+	g := newGuard(clock, func(b *BruteForceConfig) { b.MaxTrackedIPs = 32 })
+	ips := make([]netip.Addr, 6)
+	for i := range ips {
+		ips[i] = netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		for range 20 {
+			g.AuthFailure(ips[i])
+		}
+		checkBlockedCount(t, g)
+		if b, _ := g.Blocked(ips[i]); !b {
+			t.Fatalf("%v not blocked", ips[i])
+		}
+	}
+	clock.Advance(6 * time.Minute)
+	g.Blocked(ips[0])     // expiry found by a lookup
+	g.AuthFailure(ips[1]) // expiry found by a failure
+	checkBlockedCount(t, g)
+	for i := range 2000 { // evict the rest, blocks still set
+		g.AuthFailure(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}))
+	}
+	checkBlockedCount(t, g)
+	if g.blocked.Load() != 0 {
+		t.Fatalf("counter %d after every blocked IP expired or was evicted", g.blocked.Load())
+	}
+	if b, _ := g.Blocked(ips[2]); b {
+		t.Fatal("evicted IP still blocked")
+	}
+}
