@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/datadir"
 	"github.com/yndnr/tokmesh-go/internal/session"
@@ -399,5 +401,40 @@ func TestRecovery_MissingSnapshotWithTruncatedWALRefuses(t *testing.T) {
 	var se *StartupError
 	if !errors.As(err, &se) || se.Code != ExitDataErr {
 		t.Fatalf("recovery from a WAL whose start is gone: %v", err)
+	}
+}
+
+// TestOpen_ReturnsRecoveryMemoryOnceListsAreBuilt: after a large recovery
+// (threshold lowered here) the engine builds the lists, then forces one GC
+// and returns free memory to the OS.
+func TestOpen_ReturnsRecoveryMemoryOnceListsAreBuilt(t *testing.T) {
+	old := bigRecovery
+	bigRecovery = 10
+	defer func() { bigRecovery = old }()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	e := mustOpen(t, cfg)
+	for i := range 20 {
+		create(t, e, fmt.Sprintf("token-gc-recovery-%05d", i), "u")
+	}
+	e.Snapshot()
+	e.Close()
+	forced := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	before := forced()
+	e = mustOpen(t, cfg)
+	defer e.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for forced() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no forced GC after recovering 20 sessions with the threshold at 10")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.store.ListsPending(); n != 0 {
+		t.Fatalf("%d shards still pending after the post-recovery GC", n)
 	}
 }
