@@ -75,6 +75,9 @@ type Log struct {
 	now    func() time.Time
 	onDrop func(int)
 	log    *slog.Logger
+	// drained, when set (tests), runs in the writer after it has drained
+	// a batch from the queue and before it writes it.
+	drained func()
 
 	mu       sync.Mutex // guards everything below up to the blank line
 	f        *os.File
@@ -475,6 +478,9 @@ func (l *Log) writer() {
 				default:
 					break drain
 				}
+			}
+			if l.drained != nil {
+				l.drained()
 			}
 			l.writeAsync(batch)
 		case <-l.kick:

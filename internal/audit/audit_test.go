@@ -283,15 +283,21 @@ func TestRecord_OverflowDropsAndAuditDroppedFollows(t *testing.T) {
 	var reported atomic.Int64
 	l := open(t, dir, newClock("2025-03-01T10:00:00Z"), Options{BufferSize: 2, OnDrop: func(n int) { reported.Add(int64(n)) }})
 
-	// Stall the writer: it takes the first record and waits for the lock.
+	// Stall the writer: it takes the first record (draining the queue into
+	// its batch) and then waits for the lock.
+	drained := make(chan struct{}, 1)
+	l.drained = func() {
+		select {
+		case drained <- struct{}{}:
+		default:
+		}
+	}
 	l.mu.Lock()
 	l.Record(Record{Action: "session.create", Resource: "s-0"})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(l.queue) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("writer did not take the record")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("writer did not take the record")
 	}
 	start := time.Now()
 	for i := 1; i <= 9; i++ {
