@@ -330,8 +330,14 @@ func TestLimits_RedisBenchmarkPipelinesPassTheFramer(t *testing.T) {
 	}
 	cr := create(t, e.client(auth.RoleIssuer, 2), `{"user_id":"bench"}`)
 	host, port, _ := net.SplitHostPort(e.addr)
-	out, err := exec.Command(bench, "-h", host, "-p", port, "-a", k.ID+":"+secret, "-c", "4", "-n", "20000", "-P", "16",
-		"-q", "TM.VALIDATE", cr.Token).CombinedOutput()
+	// Bounded: if the server stopped answering, redis-benchmark would wait
+	// (and outlive a test binary killed by -timeout, spinning on a CPU).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bench, "-h", host, "-p", port, "-a", k.ID+":"+secret, "-c", "4", "-n", "20000", "-P", "16",
+		"-q", "TM.VALIDATE", cr.Token)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "requests per second") || strings.Contains(string(out), "rror") {
 		t.Fatalf("redis-benchmark: %v\n%s", err, out)
 	}
