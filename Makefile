@@ -103,7 +103,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/session/ ./internal/wal/ ./internal/snapshot/
 	$(GO) test -run '^$$' -bench '^BenchmarkCreate$$' -benchtime 20000x -timeout 30m ./internal/engine/
 	$(GO) test -run '^$$' -bench '^BenchmarkValidateParallel$$' -benchmem -benchtime 2s -timeout 30m ./internal/engine/
-	$(GO) test -run '^$$' -bench '^BenchmarkSnapshotAndColdStart1M$$' -benchtime 1x -timeout 30m ./internal/engine/
+	$(GO) test -run '^$$' -bench '^BenchmarkSnapshotAndColdStart1M$$' -benchtime 5x -timeout 30m ./internal/engine/
+	$(GO) test -run '^$$' -bench 'EncodeLine|HTTPValidateHandler' -benchmem -benchtime 2s ./internal/audit/ ./internal/server/
 
 # TokMesh vs Redis side by side with tokmesh-bench (both servers on CPU 0,
 # the bench on CPU 1); rewrites the generated section of docs/benchmarks.md.
