@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"runtime"
@@ -300,7 +301,11 @@ func (a *Authenticator) admit(ak *authKey, matched string, ip netip.Addr, now ti
 		return nil, nil
 	}
 	gen, _ := k.matchValid(matched, nowMs)
-	return &Principal{KeyID: k.ID, Role: k.Role, ClientIP: ip, Generation: gen, matched: matched}, nil
+	p := &Principal{KeyID: k.ID, Role: k.Role, ClientIP: ip, Generation: gen, matched: matched}
+	if t := a.table.Load(); t.keys[k.ID] == ak {
+		p.ak, p.tbl = ak, t
+	}
+	return p, nil
 }
 
 // retryAfter is the time until one token is available, in whole seconds, ≥ 1 s.
@@ -319,22 +324,84 @@ func retryAfter(lim *rate.Limiter, now time.Time) time.Duration {
 // the principal's client IP passes the per-key allowlist, and the command
 // fits the rate limit. LOCAL_ADMIN always passes.
 func (a *Authenticator) Recheck(p *Principal) error {
+	_, err := a.recheck(p)
+	return err
+}
+
+// recheck is Recheck, also returning the generation the principal's secret
+// has now (a rotation turns the current secret into the previous one).
+func (a *Authenticator) recheck(p *Principal) (Generation, error) {
 	if p == nil {
-		return ErrNoCredential
+		return 0, ErrNoCredential
 	}
 	if p.Local {
-		return nil
+		return p.Generation, nil
 	}
-	ak := a.table.Load().keys[p.KeyID]
-	if ak == nil {
-		return &AuthFailure{Reason: ReasonUnknownKey, KeyID: p.KeyID, Err: ErrBadCredential}
+	// The key as of the principal's admission while the table is the same
+	// one (every key change publishes a new table), else a fresh lookup.
+	t := a.table.Load()
+	ak := p.ak
+	if p.tbl != t || ak == nil {
+		if ak = t.keys[p.KeyID]; ak == nil {
+			return 0, &AuthFailure{Reason: ReasonUnknownKey, KeyID: p.KeyID, Err: ErrBadCredential}
+		}
 	}
 	now := a.now()
-	if _, valid := ak.k.matchValid(p.matched, now.UnixMilli()); !valid {
-		return &AuthFailure{Reason: ReasonBadSecret, KeyID: p.KeyID, Err: ErrBadCredential}
+	gen, valid := ak.k.matchValid(p.matched, now.UnixMilli())
+	if !valid {
+		return 0, &AuthFailure{Reason: ReasonBadSecret, KeyID: p.KeyID, Err: ErrBadCredential}
 	}
 	_, err := a.admit(ak, p.matched, p.ClientIP, now, false)
-	return err
+	return gen, err
+}
+
+// ConnMemo remembers, for one keep-alive HTTP connection, the credential
+// that last authenticated on it, so that the next request carrying the same
+// credential from the same client IP skips the credential hash and the
+// auth-cache lookup — what a RESP connection gets from AUTH. It holds a
+// keyed 128-bit hash of the credential (random per-process seeds), never
+// the credential, and every reuse still runs the global allowlist and
+// Recheck (key active and unexpired, secret not rotated out, per-key
+// allowlist, rate limit). The zero value is ready; it is safe for
+// concurrent use (HTTP/2 streams share a connection).
+type ConnMemo struct {
+	last atomic.Pointer[connMemoEntry]
+}
+
+type connMemoEntry struct {
+	h1, h2 uint64
+	ip     netip.Addr
+	p      *Principal
+}
+
+var memoSeed1, memoSeed2 = maphash.MakeSeed(), maphash.MakeSeed()
+
+// AuthenticateConn is Authenticate for a request on the connection of m
+// (nil m: plain Authenticate). Its results are those of Authenticate: any
+// failed re-check drops the memo and runs the full Authenticate, so errors,
+// audit reasons and brute-force counting are the same as without the memo.
+// A reuse counts as an auth-cache hit.
+func (a *Authenticator) AuthenticateConn(ctx context.Context, m *ConnMemo, credential string, clientIP netip.Addr) (*Principal, error) {
+	if m == nil || credential == "" {
+		return a.Authenticate(ctx, credential, clientIP)
+	}
+	clientIP = clientIP.Unmap()
+	h1, h2 := maphash.String(memoSeed1, credential), maphash.String(memoSeed2, credential)
+	if e := m.last.Load(); e != nil && e.h1 == h1 && e.h2 == h2 && e.ip == clientIP {
+		if al := *a.allow.Load(); len(al) > 0 && !containsAddr(al, clientIP) {
+			return nil, ErrIPNotAllowed
+		}
+		if gen, err := a.recheck(e.p); err == nil && gen == e.p.Generation {
+			a.hits.Add(1)
+			return e.p, nil
+		}
+		m.last.CompareAndSwap(e, nil)
+	}
+	p, err := a.Authenticate(ctx, credential, clientIP)
+	if err == nil {
+		m.last.Store(&connMemoEntry{h1: h1, h2: h2, ip: clientIP, p: p})
+	}
+	return p, err
 }
 
 // lastUsedUpdates returns last_used_at values newer than the table's,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -403,5 +404,127 @@ func TestAuthCache_EvictsLeastRecentlyUsedPerShard(t *testing.T) {
 	}
 	if n := c.purge("a", ""); n != 2 || c.len() != 0 {
 		t.Fatalf("purge %d", n)
+	}
+}
+
+// TestAuthenticateConn_SameResultsAsAuthenticate drives two identical
+// environments through the same random sequence of requests and key
+// changes: one authenticates every request with Authenticate, the other
+// with AuthenticateConn and one connection memo. Every result, the auth
+// cache counters and the Argon2 run count must be the same.
+func TestAuthenticateConn_SameResultsAsAuthenticate(t *testing.T) {
+	for seed := int64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		plain, memo := newEnv(t), newEnv(t)
+		var m ConnMemo
+		type keys struct {
+			ids       [2]string
+			cred, old [2]string
+		}
+		setup := func(e *env) *keys {
+			var k keys
+			k0, c0 := e.create(CreateRequest{RateLimit: 5, AllowList: []string{"10.0.0.1/32", "10.0.0.3/32"}})
+			k1, c1 := e.create(CreateRequest{Role: RoleIssuer, ExpiresAt: e.clock.Now().Add(20 * time.Second).UnixMilli()})
+			k.ids, k.cred, k.old = [2]string{k0.ID, k1.ID}, [2]string{c0, c1}, [2]string{c0, c1}
+			return &k
+		}
+		kp, km := setup(plain), setup(memo)
+		ips := []string{"10.0.0.1", "10.0.0.3", "10.0.0.2"}
+		classify := func(p *Principal, err error) string {
+			var rl *RateLimitError
+			switch f := failureOf(err); {
+			case err == nil:
+				return fmt.Sprintf("ok %s gen %d", p.Role, p.Generation)
+			case f != nil:
+				return "failure " + string(f.Reason)
+			case errors.As(err, &rl):
+				return fmt.Sprintf("rate limited %v", rl.RetryAfter)
+			default:
+				return err.Error()
+			}
+		}
+		for step := range 300 {
+			i := rng.IntN(2)
+			switch op := rng.IntN(12); {
+			case op < 6: // a request with the current, the old or a wrong credential
+				ip := netip.MustParseAddr(ips[rng.IntN(len(ips))])
+				which := rng.IntN(4)
+				pick := func(k *keys) string {
+					switch which {
+					case 0:
+						return k.old[i]
+					case 1:
+						return k.ids[i] + ":tmas_" + strings.Repeat("0", 43)
+					default:
+						return k.cred[i]
+					}
+				}
+				want := classify(plain.authn.Authenticate(plain.ctx, pick(kp), ip))
+				got := classify(memo.authn.AuthenticateConn(memo.ctx, &m, pick(km), ip))
+				if got != want {
+					t.Fatalf("seed %d step %d: memo %q, plain %q", seed, step, got, want)
+				}
+			case op == 6:
+				st := []Status{StatusActive, StatusDisabled}[rng.IntN(2)]
+				plain.mgr.SetStatus(plain.ctx, kp.ids[i], st)
+				memo.mgr.SetStatus(memo.ctx, km.ids[i], st)
+			case op == 7:
+				grace := time.Duration(rng.IntN(3)) * time.Second
+				for _, x := range []struct {
+					e *env
+					k *keys
+				}{{plain, kp}, {memo, km}} {
+					_, secret, _, err := x.e.mgr.Rotate(x.e.ctx, x.k.ids[i], grace)
+					if err != nil {
+						t.Fatal(err)
+					}
+					x.k.old[i], x.k.cred[i] = x.k.cred[i], x.k.ids[i]+":"+secret
+				}
+			case op < 10:
+				d := time.Duration(100+rng.IntN(1500)) * time.Millisecond
+				plain.clock.Advance(d)
+				memo.clock.Advance(d)
+			default:
+				plain.authn.Sweep()
+				memo.authn.Sweep()
+			}
+		}
+		sp, sm := plain.authn.Stats(), memo.authn.Stats()
+		if sp.CacheHits != sm.CacheHits || sp.CacheMisses != sm.CacheMisses || sp.Verifications != sm.Verifications {
+			t.Fatalf("seed %d: counters differ: plain %+v, memo %+v", seed, sp, sm)
+		}
+	}
+}
+
+func TestAuthenticateConn_ReuseSkipsTheCredentialHashOnly(t *testing.T) {
+	e := newEnv(t)
+	_, cred := e.create(CreateRequest{})
+	var m ConnMemo
+	ip := netip.MustParseAddr("127.0.0.1")
+	p1, err := e.authn.AuthenticateConn(e.ctx, &m, cred, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.authn.AuthenticateConn(e.ctx, &m, cred, ip)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second request on the connection: %v, same principal %v", err, p2 == p1)
+	}
+	// Another client IP (a trusted proxy forwarding another client) is a
+	// full check, and so is another credential.
+	if p3, err := e.authn.AuthenticateConn(e.ctx, &m, cred, netip.MustParseAddr("127.0.0.2")); err != nil || p3 == p1 {
+		t.Fatalf("other IP: %v, reused %v", err, p3 == p1)
+	}
+	if _, err := e.authn.AuthenticateConn(e.ctx, &m, cred[:len(cred)-1]+"x", ip); err == nil {
+		t.Fatal("a wrong secret on an authenticated connection was accepted")
+	}
+	// The memo still answers for the good credential, as a cache hit.
+	hits, runs := e.authn.Stats().CacheHits, e.authn.Stats().Verifications
+	if p4, err := e.authn.AuthenticateConn(e.ctx, &m, cred, netip.MustParseAddr("127.0.0.2")); err != nil {
+		t.Fatal(err)
+	} else if p5, _ := e.authn.AuthenticateConn(e.ctx, &m, cred, netip.MustParseAddr("127.0.0.2")); p5 != p4 {
+		t.Fatal("not reused")
+	}
+	if st := e.authn.Stats(); st.CacheHits != hits+2 || st.Verifications != runs {
+		t.Fatalf("hits %d → %d, Argon2 runs %d → %d", hits, st.CacheHits, runs, st.Verifications)
 	}
 }

@@ -121,6 +121,10 @@ type Principal struct {
 	Generation Generation
 
 	matched string // the PHC string that matched; a hash, never a secret
+	// ak is the key record the principal was admitted with, valid while
+	// the key table is tbl (Recheck skips the lookup then). Set once.
+	ak  *authKey
+	tbl *authTable
 }
 
 // String describes the principal without the matched hash.

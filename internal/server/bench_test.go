@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,11 +47,13 @@ func BenchmarkHTTPValidateHandler(b *testing.B) {
 	auth := "Bearer " + key
 	rd := bytes.NewReader(nil)
 	w := &benchWriter{h: http.Header{}}
+	connCtx := context.WithValue(context.Background(), connInfoKey{}, &connInfo{peer: netip.MustParseAddrPort("127.0.0.1:40000")})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		rd.Reset(body)
-		r, _ := http.NewRequest("POST", "http://127.0.0.1:5080/tokens/validate", rd)
+		// One keep-alive connection: the context a listener's ConnContext gives.
+		r, _ := http.NewRequestWithContext(connCtx, "POST", "http://127.0.0.1:5080/tokens/validate", rd)
 		r.RemoteAddr = "127.0.0.1:40000"
 		r.Header["Authorization"] = []string{auth}
 		r.Header["Content-Type"] = []string{"application/json"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -69,7 +70,37 @@ var capOf = map[httpapi.Capability]auth.Capability{
 	httpapi.CapAdmin:       auth.CapAdmin,
 }
 
-func peerAddr(r *http.Request) netip.AddrPort {
+// connInfo is what the TCP listeners keep per connection (http.Server's
+// ConnContext): the peer address, parsed once, and the auth memo of the
+// credential that last authenticated on the connection.
+type connInfo struct {
+	peer netip.AddrPort
+	memo auth.ConnMemo
+}
+
+type connInfoKey struct{}
+
+// withConnInfo is the ConnContext of the TCP listeners.
+func withConnInfo(ctx context.Context, c net.Conn) context.Context {
+	ci := &connInfo{}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		ci.peer = ap
+	}
+	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+// connInfoOf returns the request's connection info, nil when the request
+// did not come through a listener with withConnInfo (tests, handlers
+// called directly).
+func connInfoOf(r *http.Request) *connInfo {
+	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	return ci
+}
+
+func peerAddr(r *http.Request, ci *connInfo) netip.AddrPort {
+	if ci != nil && ci.peer.IsValid() {
+		return ci.peer
+	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.AddrPort{}
@@ -78,7 +109,8 @@ func peerAddr(r *http.Request) netip.AddrPort {
 }
 
 func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (httpapi.Caller, *apierr.Error) {
-	peer := peerAddr(r)
+	ci := connInfoOf(r)
+	peer := peerAddr(r, ci)
 	ip := auth.ClientIP(peer, r.Header, *g.trusted.Load())
 	if blocked, left := g.brute.Blocked(ip); blocked {
 		return httpapi.Caller{}, &apierr.Error{Code: apierr.AuthIPBlocked, RetryAfter: ceilSeconds(left)}
@@ -87,7 +119,11 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (http
 	// No per-request timer: the request's own context (closed when the
 	// client goes away, bounded by the server's read/write timeouts) bounds
 	// the wait for an Argon2 slot on a cache miss.
-	p, err := g.authn.Authenticate(r.Context(), cred, ip)
+	var memo *auth.ConnMemo
+	if ci != nil {
+		memo = &ci.memo
+	}
+	p, err := g.authn.AuthenticateConn(r.Context(), memo, cred, ip)
 	if err != nil {
 		return httpapi.Caller{}, g.authError(r, peer, ip, err)
 	}

@@ -328,7 +328,7 @@ func (s *Server) listenHTTP(name, addr string, guard httpapi.Guard) error {
 	if err != nil {
 		return fmt.Errorf("%s listener %s: %w", name, addr, err)
 	}
-	s.serve(name, l, s.swappable(guard, false))
+	s.serve(name, lazyDeadlineListener{l}, s.swappable(guard, false))
 	return nil
 }
 
@@ -355,6 +355,9 @@ func (s *Server) serve(name string, l net.Listener, h http.Handler) {
 	t := s.config().Server.Timeouts
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	if name != "local" {
+		hs.ConnContext = withConnInfo
+	}
 	s.mu.Lock()
 	s.servers = append(s.servers, hs)
 	s.addrs[name] = l.Addr()

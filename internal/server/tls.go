@@ -59,7 +59,7 @@ func (s *Server) startHTTPS(ctx context.Context) error {
 		return &engine.StartupError{Code: engine.ExitRuntime, Err: fmt.Errorf("https listener %s: %w", addr, err)}
 	}
 	outer := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.tlsConf.Load(), nil }}
-	s.serve("https", tls.NewListener(l, outer), s.swappable(s.tcpGuard, false))
+	s.serve("https", tls.NewListener(lazyDeadlineListener{l}, outer), s.swappable(s.tcpGuard, false))
 	return nil
 }
 

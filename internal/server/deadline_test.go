@@ -1,0 +1,241 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSettle(t *testing.T) {
+	now := time.Now()
+	zero := time.Time{}
+	cases := []struct {
+		name        string
+		want, armed time.Time
+		arm         time.Time
+		wantsChange bool
+	}{
+		{"same", now.Add(time.Second), now.Add(time.Second), now.Add(time.Second), false},
+		{"clear", zero, now.Add(time.Second), zero, true},
+		{"first", now.Add(30 * time.Second), zero, now.Add(30 * time.Second), true},
+		{"armed slightly earlier is kept", now.Add(30 * time.Second), now.Add(29900 * time.Millisecond), now.Add(29900 * time.Millisecond), false},
+		{"armed much earlier is replaced", now.Add(30 * time.Second), now.Add(20 * time.Second), now.Add(30 * time.Second), true},
+		{"armed later is replaced", now.Add(5 * time.Second), now.Add(120 * time.Second), now.Add(5 * time.Second), true},
+		{"armed already expired is replaced", now.Add(10 * time.Millisecond), now.Add(-time.Millisecond), now.Add(10 * time.Millisecond), true},
+		{"past wanted is applied", now.Add(-time.Hour), now.Add(time.Second), now.Add(-time.Hour), true},
+	}
+	for _, c := range cases {
+		got, change := settle(c.want, c.armed)
+		if !got.Equal(c.arm) || change != c.wantsChange {
+			t.Errorf("%s: settle = %v, %v; want %v, %v", c.name, got.Sub(now), change, c.arm.Sub(now), c.wantsChange)
+		}
+	}
+}
+
+// deadlineServer serves h on a lazy-deadline listener with the given
+// timeouts and returns its address and the accepted connections.
+func deadlineServer(t *testing.T, hs *http.Server) (string, func() []*lazyDeadlineConn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []*lazyDeadlineConn
+	hs.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns = append(conns, c.(*lazyDeadlineConn))
+			mu.Unlock()
+		}
+	}
+	go hs.Serve(lazyDeadlineListener{l})
+	t.Cleanup(func() { hs.Close() })
+	return l.Addr().String(), func() []*lazyDeadlineConn {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*lazyDeadlineConn(nil), conns...)
+	}
+}
+
+func TestLazyDeadlines_KeepAliveRequestsArmFewerTimers(t *testing.T) {
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d", len(body))
+		})}
+	addr, conns := deadlineServer(t, hs)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const n = 500
+	for i := range n {
+		body := strings.Repeat("x", i%50)
+		fmt.Fprintf(c, "POST /v HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != fmt.Sprint(len(body)) {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	cs := conns()
+	if len(cs) != 1 {
+		t.Fatalf("%d connections", len(cs))
+	}
+	cs[0].mu.Lock()
+	armed := cs[0].armed
+	cs[0].mu.Unlock()
+	// net/http asks for about seven per request; lazily about three
+	// (clear for its background read, the abort that interrupts it, the
+	// idle timeout) are armed.
+	if armed > 4*n {
+		t.Fatalf("%d deadlines armed for %d requests", armed, n)
+	}
+	t.Logf("%d deadlines armed for %d requests", armed, n)
+}
+
+func TestLazyDeadlines_TimeoutsStillFire(t *testing.T) {
+	t.Run("header", func(t *testing.T) {
+		hs := &http.Server{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute, Handler: http.NotFoundHandler()}
+		addr, _ := deadlineServer(t, hs)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n") // never finished
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		if d := time.Since(start); err != nil || d < 150*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("closed after %v (%v), want ~200 ms", d, err)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		// The handler takes long enough for net/http's background read to
+		// be blocked when the response is done: the abort must reach it,
+		// or the idle timeout is never armed.
+		hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 300 * time.Millisecond,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(50 * time.Millisecond) })}
+		addr, _ := deadlineServer(t, hs)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = br.ReadByte()
+		if d := time.Since(start); !errors.Is(err, io.EOF) || d < 250*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("idle connection closed after %v (%v), want ~300 ms", d, err)
+		}
+	})
+	t.Run("write", func(t *testing.T) {
+		werr := make(chan error, 1)
+		hs := &http.Server{WriteTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			chunk := make([]byte, 1<<20)
+			for range 512 { // 512 MiB to a client that does not read
+				if _, err := w.Write(chunk); err != nil {
+					werr <- err
+					return
+				}
+			}
+			werr <- nil
+		})}
+		addr, _ := deadlineServer(t, hs)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		select {
+		case err := <-werr:
+			if d := time.Since(start); err == nil || d > 3*time.Second {
+				t.Fatalf("write ended after %v with %v, want a timeout after ~300 ms", d, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the write timeout never fired")
+		}
+	})
+}
+
+// A handler's request context is cancelled when the client goes away: that
+// needs net/http's background read, which runs under these deadlines.
+func TestLazyDeadlines_ClientGoneCancelsTheRequest(t *testing.T) {
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	hs := &http.Server{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(started)
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+			case <-time.After(10 * time.Second):
+			}
+		})}
+	addr, _ := deadlineServer(t, hs)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("request context not cancelled after the client closed")
+	}
+}
+
+// Deadlines set through http.ResponseController while the handler runs
+// (what the backup download does to lift the write timeout) apply.
+func TestLazyDeadlines_ResponseControllerLiftsWriteTimeout(t *testing.T) {
+	done := make(chan error, 1)
+	hs := &http.Server{WriteTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Time{}); err != nil {
+			done <- err
+			return
+		}
+		time.Sleep(400 * time.Millisecond) // past the write timeout
+		_, err := io.WriteString(w, "late but allowed")
+		done <- err
+	})}
+	addr, _ := deadlineServer(t, hs)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := <-done; err != nil || string(body) != "late but allowed" {
+		t.Fatalf("handler write: %v, body %q", err, body)
+	}
+}
