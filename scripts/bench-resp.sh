@@ -60,6 +60,28 @@ redis-cli -p 6398 SET bench:key "$VALUE" >/dev/null
 for P in 1 16; do
   row "TM.VALIDATE vs GET, -P $P" "$(run 6397 "$KEY" -P "$P" TM.VALIDATE "$TOKEN")" "$(run 6398 "" -P "$P" GET bench:key)"
 done
+# Paired rounds: both validate loads at once for PAIR_SECONDS, so both
+# servers share CPU 0 through the same seconds of this noisy machine; each
+# server's CPU time (utime+stime from /proc) over commands processed (INFO
+# stats, read before and after a window in the middle of the run) gives its
+# CPU time per command, and Redis/TokMesh is the throughput ratio at equal
+# CPU. p99 is not meaningful here (the servers compete).
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+cmds() { redis-cli -p "$1" ${2:+-a "$2"} --no-auth-warning INFO stats | tr -d '\r' | awk -F: '/^total_commands_processed/{print $2}'; }
+PAIR_SECONDS=${PAIR_SECONDS:-10}
+paired() { # paired P
+  taskset -c 1 redis-benchmark -p 6397 -a "$KEY" -c "$C" -n 100000000 -P "$1" -q TM.VALIDATE "$TOKEN" >/dev/null 2>&1 & local J1=$!
+  taskset -c 1 redis-benchmark -p 6398 -c "$C" -n 100000000 -P "$1" -q GET bench:key >/dev/null 2>&1 & local J2=$!
+  sleep 2
+  local t0 r0 tc0 rc0 t1 r1 tc1 rc1
+  t0=$(cpu "$TM_PID"); r0=$(cpu "$RD_PID"); tc0=$(cmds 6397 "$KEY"); rc0=$(cmds 6398)
+  sleep "$PAIR_SECONDS"
+  t1=$(cpu "$TM_PID"); r1=$(cpu "$RD_PID"); tc1=$(cmds 6397 "$KEY"); rc1=$(cmds 6398)
+  kill "$J1" "$J2" 2>/dev/null; wait "$J1" "$J2" 2>/dev/null || true
+  awk -v p="$1" -v ct="$((t1-t0))" -v cr="$((r1-r0))" -v nt="$((tc1-tc0))" -v nr="$((rc1-rc0))" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN{ut=ct*1e6/hz/nt; ur=cr*1e6/hz/nr; printf "| paired -P %d | %.2f us/cmd | %.2f us/cmd | %.2fx | |\n", p, ut, ur, ur/ut}'
+}
+for P in 1 16; do paired "$P"; paired "$P"; paired "$P"; done
 CREATE='{"user_id":"u-__rand_int__","data":{"tenant":"acme"}}'
 row "TM.CREATE (WAL interval) vs SET EX (AOF everysec)" "$(run 6397 "$KEY" -r 100000000 TM.CREATE "$CREATE")" \
   "$(run 6398 "" -r 100000000 SET "key:__rand_int__" "$VALUE" EX 3600)"
