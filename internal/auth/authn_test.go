@@ -528,3 +528,38 @@ func TestAuthenticateConn_ReuseSkipsTheCredentialHashOnly(t *testing.T) {
 		t.Fatalf("hits %d → %d, Argon2 runs %d → %d", hits, st.CacheHits, runs, st.Verifications)
 	}
 }
+
+// HTTP/2 streams of one connection share its memo: concurrent requests with
+// two valid credentials and two client IPs must all authenticate as their
+// own key (run with -race).
+func TestAuthenticateConn_ConcurrentStreams(t *testing.T) {
+	e := newEnv(t)
+	ka, credA := e.create(CreateRequest{RateLimit: 1_000_000})
+	kb, credB := e.create(CreateRequest{Role: RoleIssuer, RateLimit: 1_000_000})
+	var m ConnMemo
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				cred, want := credA, ka.ID
+				if (g+i)%3 == 0 {
+					cred, want = credB, kb.ID
+				}
+				ip := netip.MustParseAddr([]string{"127.0.0.1", "127.0.0.2"}[(g*7+i)%2])
+				p, err := e.authn.AuthenticateConn(e.ctx, &m, cred, ip)
+				if err != nil || p.KeyID != want || p.ClientIP != ip {
+					errs <- fmt.Errorf("goroutine %d request %d: %v %+v", g, i, err, p)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
