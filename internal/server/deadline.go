@@ -39,11 +39,15 @@ func (l lazyDeadlineListener) Accept() (net.Conn, error) {
 //     defaults), never late.
 type lazyDeadlineConn struct {
 	*net.TCPConn
-	mu               sync.Mutex
-	rd, wd           time.Time // wanted
-	ard, awd         time.Time // armed on the socket
-	reading, writing int       // calls in progress
-	armed            int       // deadlines set on the socket (tests)
+	mu    sync.Mutex
+	r, w  direction
+	armed int // deadlines set on the socket (tests)
+}
+
+// direction is the deadline state of reads or of writes.
+type direction struct {
+	want, armed time.Time
+	busy        int // calls in progress
 }
 
 // deadlineSlack is the fraction of the time left by which an armed
@@ -65,62 +69,71 @@ func settle(want, armed time.Time) (time.Time, bool) {
 	return want, true
 }
 
-func (c *lazyDeadlineConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if d, change := settle(c.rd, c.ard); change {
-		c.ard = d
-		c.armed++
-		if err := c.TCPConn.SetReadDeadline(d); err != nil {
-			c.mu.Unlock()
-			return 0, err
-		}
+// arm sets t on the socket for d (c.mu held).
+func (c *lazyDeadlineConn) arm(d *direction, t time.Time) error {
+	d.armed = t
+	c.armed++
+	if d == &c.w {
+		return c.TCPConn.SetWriteDeadline(t)
 	}
-	c.reading++
-	c.mu.Unlock()
-	n, err := c.TCPConn.Read(p)
-	c.mu.Lock()
-	c.reading--
-	c.mu.Unlock()
-	return n, err
+	return c.TCPConn.SetReadDeadline(t)
 }
 
-// beginWrite applies the write deadline and counts the call in progress;
-// endWrite must follow unless it fails.
-func (c *lazyDeadlineConn) beginWrite() error {
+// begin applies d's wanted deadline if needed and counts a call in
+// progress; end must follow unless it fails.
+func (c *lazyDeadlineConn) begin(d *direction) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d, change := settle(c.wd, c.awd); change {
-		c.awd = d
-		c.armed++
-		if err := c.TCPConn.SetWriteDeadline(d); err != nil {
+	if t, change := settle(d.want, d.armed); change {
+		if err := c.arm(d, t); err != nil {
 			return err
 		}
 	}
-	c.writing++
+	d.busy++
 	return nil
 }
 
-func (c *lazyDeadlineConn) endWrite() {
+func (c *lazyDeadlineConn) end(d *direction) {
 	c.mu.Lock()
-	c.writing--
+	d.busy--
 	c.mu.Unlock()
 }
 
-func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
-	if err := c.beginWrite(); err != nil {
+// set records d's wanted deadline, applying it at once while a call is in
+// progress.
+func (c *lazyDeadlineConn) set(d *direction, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.want = t
+	if d.busy > 0 {
+		return c.arm(d, t)
+	}
+	return nil
+}
+
+func (c *lazyDeadlineConn) Read(p []byte) (int, error) {
+	if err := c.begin(&c.r); err != nil {
 		return 0, err
 	}
-	defer c.endWrite()
+	defer c.end(&c.r)
+	return c.TCPConn.Read(p)
+}
+
+func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
+	if err := c.begin(&c.w); err != nil {
+		return 0, err
+	}
+	defer c.end(&c.w)
 	return c.TCPConn.Write(p)
 }
 
 // ReadFrom keeps net/http's sendfile path (io.Copy to a response) under the
 // write deadline.
 func (c *lazyDeadlineConn) ReadFrom(r io.Reader) (int64, error) {
-	if err := c.beginWrite(); err != nil {
+	if err := c.begin(&c.w); err != nil {
 		return 0, err
 	}
-	defer c.endWrite()
+	defer c.end(&c.w)
 	return c.TCPConn.ReadFrom(r)
 }
 
@@ -130,29 +143,8 @@ func (c *lazyDeadlineConn) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, struct{ io.Reader }{c})
 }
 
-func (c *lazyDeadlineConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.rd = t
-	if c.reading > 0 {
-		c.ard = t
-		c.armed++
-		return c.TCPConn.SetReadDeadline(t)
-	}
-	return nil
-}
-
-func (c *lazyDeadlineConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wd = t
-	if c.writing > 0 {
-		c.awd = t
-		c.armed++
-		return c.TCPConn.SetWriteDeadline(t)
-	}
-	return nil
-}
+func (c *lazyDeadlineConn) SetReadDeadline(t time.Time) error  { return c.set(&c.r, t) }
+func (c *lazyDeadlineConn) SetWriteDeadline(t time.Time) error { return c.set(&c.w, t) }
 
 func (c *lazyDeadlineConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
