@@ -66,6 +66,17 @@ func deadlineServer(t *testing.T, hs *http.Server) (string, func() []*lazyDeadli
 	}
 }
 
+// dial connects to addr; the connection is closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestLazyDeadlines_KeepAliveRequestsArmFewerTimers(t *testing.T) {
 	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -73,11 +84,7 @@ func TestLazyDeadlines_KeepAliveRequestsArmFewerTimers(t *testing.T) {
 			fmt.Fprintf(w, "%d", len(body))
 		})}
 	addr, conns := deadlineServer(t, hs)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	const n = 500
 	for i := range n {
@@ -113,15 +120,11 @@ func TestLazyDeadlines_TimeoutsStillFire(t *testing.T) {
 	t.Run("header", func(t *testing.T) {
 		hs := &http.Server{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute, Handler: http.NotFoundHandler()}
 		addr, _ := deadlineServer(t, hs)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		start := time.Now()
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n") // never finished
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err = io.ReadAll(c)
+		_, err := io.ReadAll(c)
 		if d := time.Since(start); err != nil || d < 150*time.Millisecond || d > 2*time.Second {
 			t.Fatalf("closed after %v (%v), want ~200 ms", d, err)
 		}
@@ -133,11 +136,7 @@ func TestLazyDeadlines_TimeoutsStillFire(t *testing.T) {
 		hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 300 * time.Millisecond,
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(50 * time.Millisecond) })}
 		addr, _ := deadlineServer(t, hs)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -165,11 +164,7 @@ func TestLazyDeadlines_TimeoutsStillFire(t *testing.T) {
 			werr <- nil
 		})}
 		addr, _ := deadlineServer(t, hs)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		start := time.Now()
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		select {
@@ -198,10 +193,7 @@ func TestLazyDeadlines_ClientGoneCancelsTheRequest(t *testing.T) {
 			}
 		})}
 	addr, _ := deadlineServer(t, hs)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	c.Close()
