@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/engine"
@@ -72,7 +73,31 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, e
 	if resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("%s %s: no Cache-Control: no-store", method, path)
 	}
+	// Date: exactly one, in the IMF-fixdate form, no more than the cache's
+	// one second (plus the format's one-second resolution) behind.
+	if d := resp.Header.Values("Date"); len(d) != 1 {
+		t.Fatalf("%s %s: Date headers %q, want one", method, path, d)
+	} else if at, err := time.Parse(http.TimeFormat, d[0]); err != nil || time.Since(at) > 3*time.Second || time.Until(at) > time.Second {
+		t.Fatalf("%s %s: Date %q is not the current time (%v)", method, path, d[0], err)
+	}
 	return resp.StatusCode, env, resp.Header
+}
+
+func TestDateHeader_OneFormatPerSecond(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 4, 5, 6, 100, time.FixedZone("X", 3600))
+	a := dateHeader(t0)
+	if want := "Fri, 27 Nov 2026 03:05:06 GMT"; len(a) != 1 || a[0] != want {
+		t.Fatalf("dateHeader = %q, want [%q]", a, want)
+	}
+	if b := dateHeader(t0.Add(999 * time.Millisecond)); &b[0] != &a[0] {
+		t.Fatal("the same second formatted the header again")
+	}
+	if c := dateHeader(t0.Add(time.Second)); c[0] != "Fri, 27 Nov 2026 03:05:07 GMT" {
+		t.Fatalf("next second: %q", c)
+	}
+	if a[0] != "Fri, 27 Nov 2026 03:05:06 GMT" {
+		t.Fatal("a later second changed an earlier value in place")
+	}
 }
 
 func TestQuickstartSequence_CreateValidateRevokeValidate(t *testing.T) {
