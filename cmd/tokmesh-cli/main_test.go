@@ -50,7 +50,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestBinaryExitCodes builds the binary and checks that the process exit
-// code is the CLI's (69 without a reachable server, 64 on a usage error).
+// code is the CLI's (69 without a reachable server, 64 on a usage error or
+// a dangerous command off a terminal).
 func TestBinaryExitCodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -76,6 +77,11 @@ func TestBinaryExitCodes(t *testing.T) {
 	}
 	if code, out := run("session", "nosuch-flag", "--bogus"); code != 64 {
 		t.Fatalf("usage: exit %d\n%s", code, out)
+	}
+	// exec gives the child /dev/null as stdin: not a terminal, so a
+	// dangerous command needs --force (64), with no prompt.
+	if code, out := run("session", "revoke", "tmss-x"); code != 64 || strings.Contains(out, "[y/N]") || !strings.Contains(out, "--force") {
+		t.Fatalf("dangerous command with stdin /dev/null: exit %d\n%s", code, out)
 	}
 	if code, out := run("version"); code != 0 || !strings.Contains(out, "tokmesh-cli") {
 		t.Fatalf("version: exit %d\n%s", code, out)

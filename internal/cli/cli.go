@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -60,7 +61,7 @@ type Env struct {
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
 	// StdinTTY / StdoutTTY / StderrTTY report whether they are terminals
-	// (default: character devices). Prompts need StdinTTY, colour in
+	// (default: isTerminal). Prompts need StdinTTY, colour in
 	// tables StdoutTTY, spinners and progress bars StderrTTY.
 	StdinTTY, StdoutTTY, StderrTTY func() bool
 	// Context is cancelled when the user interrupts (Ctrl+C); nil means
@@ -100,13 +101,26 @@ func interruptContext() (context.Context, func()) {
 	}
 }
 
+// isTerminal reports whether v is a terminal: a terminal-device ioctl
+// (TCGETS / GetConsoleMode) must succeed, so a character device that is no
+// terminal (/dev/null) is not one — `revoke ID </dev/null` must refuse
+// without --force rather than prompt and read EOF. The check runs through
+// SyscallConn so it does not switch the descriptor to blocking mode as
+// Fd() would.
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	if !ok {
+	if !ok || f == nil {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	if err := rc.Control(func(fd uintptr) { tty = isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd) }); err != nil {
+		return false
+	}
+	return tty
 }
 
 // cliError is an error with its exit code and CLI/server code.
