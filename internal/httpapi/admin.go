@@ -197,13 +197,8 @@ func (h *Handler) adminReject(w http.ResponseWriter, rq *request, action, resour
 // adminBody checks that an admin write has no query parameters (they are
 // all unknown: TM-ARG-1001), then reads and strictly decodes its body.
 func adminBody(rq *request, fields ...field) *apierr.Error {
-	if q := rq.URL.Query(); len(q) > 0 {
-		names := make([]string, 0, len(q))
-		for k := range q {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return badParam(names[0], "unknown parameter")
+	if aerr := noQuery(rq.URL.Query()); aerr != nil {
+		return aerr
 	}
 	body, aerr := readBody(rq)
 	if aerr != nil {

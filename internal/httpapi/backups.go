@@ -232,11 +232,7 @@ func bkError(err error) *apierr.Error {
 func (h *Handler) backupCreate(w http.ResponseWriter, rq *request) {
 	var desc string
 	aerr := func() *apierr.Error {
-		body, aerr := readBody(rq)
-		if aerr != nil {
-			return aerr
-		}
-		if aerr := decodeStrict(body, field{name: "description", dst: &desc}); aerr != nil {
+		if aerr := adminBody(rq, field{name: "description", dst: &desc}); aerr != nil {
 			return aerr
 		}
 		if len(desc) > engine.MaxBackupDescription {
@@ -373,6 +369,10 @@ func (h *Handler) restoreStart(w http.ResponseWriter, rq *request, maxUpload int
 	e, aerr := h.bkEngine()
 	if aerr != nil {
 		h.fail(w, rq, aerr)
+		return
+	}
+	if aerr := noQuery(rq.URL.Query()); aerr != nil {
+		reject(aerr)
 		return
 	}
 	var src engine.RestoreSource

@@ -293,6 +293,8 @@ func TestBackups_CreateListGetAndErrors(t *testing.T) {
 		{"POST", "/admin/v1/backups/snapshots", `{"Description":"x"}`, 400, "TM-SYS-4000"},
 		{"POST", "/admin/v1/backups/snapshots", `{"description":5}`, 400, "TM-SYS-4000"},
 		{"GET", "/admin/v1/backups/snapshots?bogus=1", "", 400, "TM-ARG-1001"},
+		{"POST", "/admin/v1/backups/snapshots?bogus=1", "", 400, "TM-ARG-1001"},
+		{"POST", "/admin/v1/backups/restores?bogus=1", `{"backup_id":"` + b1.BackupID + `"}`, 400, "TM-ARG-1001"},
 		{"GET", "/admin/v1/backups/snapshots?size=101", "", 400, "TM-ARG-1001"},
 		{"GET", "/admin/v1/backups/snapshots/tmbk-01jh8w3m5v00gq1t7c2r9x4bzd", "", 404, "TM-ADMIN-4041"},
 		{"GET", "/admin/v1/backups/snapshots/not-an-id", "", 404, "TM-ADMIN-4041"},

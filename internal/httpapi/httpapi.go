@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -56,6 +57,10 @@ type Route struct {
 	Cap      Capability
 	Write    bool  // anti-replay applies (every POST except validate)
 	MaxBody  int64 // 0 = server default
+	// NoQuery: the route takes no query parameters; the pipeline answers
+	// any with TM-ARG-1001 (details.param) once the caller is admitted.
+	// Routes that take parameters check them themselves.
+	NoQuery bool
 }
 
 // Caller is an authenticated caller.
@@ -152,15 +157,15 @@ func New(cfg Config) *Handler {
 	h.Handle(Route{Name: "health", Method: "GET", Template: "/health", Cap: CapPublic}, h.health)
 	h.Handle(Route{Name: "ready", Method: "GET", Template: "/ready", Cap: CapPublic}, h.ready)
 	h.Handle(Route{Name: "openapi", Method: "GET", Template: "/openapi.json", Cap: CapPublic}, h.openAPI)
-	h.Handle(Route{Name: "session.create", Method: "POST", Template: "/sessions", Cap: CapWrite, Write: true}, h.createSession)
+	h.Handle(Route{Name: "session.create", Method: "POST", Template: "/sessions", Cap: CapWrite, Write: true, NoQuery: true}, h.createSession)
 	h.Handle(Route{Name: "session.list", Method: "GET", Template: "/sessions", Cap: CapList}, h.listSessions)
-	h.Handle(Route{Name: "session.get", Method: "GET", Template: "/sessions/{session_id}", Cap: CapReadSession}, h.getSession)
-	h.Handle(Route{Name: "session.touch", Method: "POST", Template: "/sessions/{session_id}/touch", Cap: CapTouch, Write: true}, h.touchSession)
-	h.Handle(Route{Name: "session.renew", Method: "POST", Template: "/sessions/{session_id}/renew", Cap: CapWrite, Write: true}, h.renewSession)
-	h.Handle(Route{Name: "session.revoke", Method: "POST", Template: "/sessions/{session_id}/revoke", Cap: CapWrite, Write: true}, h.revokeSession)
-	h.Handle(Route{Name: "user.revoke_all", Method: "POST", Template: "/users/{user_id}/sessions/revoke", Cap: CapRevokeUser, Write: true}, h.revokeUser)
-	h.Handle(Route{Name: "token.validate", Method: "POST", Template: "/tokens/validate", Cap: CapValidate}, h.validate)
-	h.Handle(Route{Name: "cluster.routing", Method: "GET", Template: "/cluster/routing", Cap: CapRouting}, h.routing)
+	h.Handle(Route{Name: "session.get", Method: "GET", Template: "/sessions/{session_id}", Cap: CapReadSession, NoQuery: true}, h.getSession)
+	h.Handle(Route{Name: "session.touch", Method: "POST", Template: "/sessions/{session_id}/touch", Cap: CapTouch, Write: true, NoQuery: true}, h.touchSession)
+	h.Handle(Route{Name: "session.renew", Method: "POST", Template: "/sessions/{session_id}/renew", Cap: CapWrite, Write: true, NoQuery: true}, h.renewSession)
+	h.Handle(Route{Name: "session.revoke", Method: "POST", Template: "/sessions/{session_id}/revoke", Cap: CapWrite, Write: true, NoQuery: true}, h.revokeSession)
+	h.Handle(Route{Name: "user.revoke_all", Method: "POST", Template: "/users/{user_id}/sessions/revoke", Cap: CapRevokeUser, Write: true, NoQuery: true}, h.revokeUser)
+	h.Handle(Route{Name: "token.validate", Method: "POST", Template: "/tokens/validate", Cap: CapValidate, NoQuery: true}, h.validate)
+	h.Handle(Route{Name: "cluster.routing", Method: "GET", Template: "/cluster/routing", Cap: CapRouting, NoQuery: true}, h.routing)
 	if cfg.Admin != nil {
 		h.registerAdmin()
 		h.registerBackupRoutes()
@@ -266,6 +271,12 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rq.caller = c
+		if rt.NoQuery && r.URL.RawQuery != "" {
+			if aerr := noQuery(r.URL.Query()); aerr != nil {
+				writeError(w, rq.id, aerr)
+				return
+			}
+		}
 		// Business requests are counted in, so a restore can wait for
 		// the ones already past the gate before it replaces the store.
 		if isBusiness(rt.Cap) && h.cfg.Business != nil {
@@ -291,6 +302,20 @@ var (
 	hdrNoStore = []string{"no-store"}[:1:1]
 	hdrJSON    = []string{"application/json"}[:1:1]
 )
+
+// noQuery rejects query parameters on a route that takes none, naming the
+// first (by name) in details.param. A bare "?" has none.
+func noQuery(q url.Values) *apierr.Error {
+	if len(q) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return badParam(names[0], "unknown parameter")
+}
 
 // dateNow is the Date header of the current second. net/http formats the
 // header on every response that lacks one (time.Format: about 1 % of a

@@ -189,6 +189,40 @@ func TestConventions_RoutingErrorsAndStrictBodies(t *testing.T) {
 	}
 }
 
+// Every route without query parameters refuses one (02 §2), before it
+// acts: the session still exists and nothing was revoked.
+func TestUnknownQueryParametersAreRefusedOnEveryRoute(t *testing.T) {
+	srv, _ := newTestServer(t)
+	_, env, _ := call(t, srv, "POST", "/sessions", `{"user_id":"u-q"}`)
+	var created struct {
+		SessionID string `json:"session_id"`
+		Token     string `json:"token"`
+	}
+	if err := json.Unmarshal(env.Data, &created); err != nil || created.SessionID == "" {
+		t.Fatalf("create: %s", env.Data)
+	}
+	sid := "/sessions/" + created.SessionID
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/sessions?foo=1", `{"user_id":"u-q"}`},
+		{"GET", sid + "?foo=1", ""},
+		{"POST", sid + "/touch?foo=1", ""},
+		{"POST", sid + "/renew?foo=1", `{"ttl_seconds":60}`},
+		{"POST", sid + "/revoke?zz=1&foo=", ""},
+		{"POST", "/users/u-q/sessions/revoke?foo", ""},
+		{"POST", "/tokens/validate?foo=1", fmt.Sprintf(`{"token":%q}`, created.Token)},
+		{"GET", "/cluster/routing?foo=1", ""},
+	} {
+		st, env, _ := call(t, srv, tc.method, tc.path, tc.body)
+		if st != 400 || env.Code != "TM-ARG-1001" || env.Details["param"] != "foo" {
+			t.Errorf("%s %s: got %d %s %v, want 400 TM-ARG-1001 param foo", tc.method, tc.path, st, env.Code, env.Details)
+		}
+	}
+	st, env, _ := call(t, srv, "POST", "/tokens/validate?", fmt.Sprintf(`{"token":%q}`, created.Token))
+	if st != 200 || !bytes.Contains(env.Data, []byte(`"valid":true`)) {
+		t.Fatalf("a bare '?' has no parameters, and nothing above revoked the session: %d %s", st, env.Data)
+	}
+}
+
 func TestValidate_ResultsAlways200WithCodes(t *testing.T) {
 	srv, _ := newTestServer(t)
 	for tok, code := range map[string]string{"short": "TM-TOKN-4000", "an-unknown-token-0001": "TM-TOKN-4010"} {

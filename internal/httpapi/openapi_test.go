@@ -297,6 +297,14 @@ func TestOpenAPI_EveryRouteAnswersAsDocumented(t *testing.T) {
 	hs.expect(nil, "POST", "/tokens/validate", `{"token":"unknown-token-000001"}`, 200, "OK")
 	hs.expect(nil, "POST", "/tokens/validate", `{}`, 400, "TM-ARG-1002")
 	hs.expect(nil, "GET", "/cluster/routing", "", 200, "OK")
+	for _, q := range []struct{ method, path, body string }{
+		{"POST", "/sessions", `{"user_id":"u-doc"}`}, {"GET", "/sessions/" + cr.SessionID, ""},
+		{"POST", "/sessions/" + cr.SessionID + "/touch", ""}, {"POST", "/sessions/" + cr.SessionID + "/renew", `{"ttl_seconds":900}`},
+		{"POST", "/sessions/" + cr.SessionID + "/revoke", ""}, {"POST", "/users/u-doc/sessions/revoke", ""},
+		{"POST", "/tokens/validate", `{"token":"` + cr.Token + `"}`}, {"GET", "/cluster/routing", ""},
+	} {
+		hs.expect(nil, q.method, q.path+"?unknown=1", q.body, 400, "TM-ARG-1001")
+	}
 	hs.expect(nil, "POST", "/sessions/"+cr.SessionID+"/revoke", "", 200, "OK")
 	hs.expect(nil, "GET", "/sessions/"+cr.SessionID, "", 404, "TM-SESS-4042")
 	hs.expect(nil, "POST", "/sessions/"+cr.SessionID+"/touch", "{}", 404, "TM-SESS-4042")
