@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -222,6 +223,7 @@ func classify(err error) *cliError {
 // settings are the effective global settings.
 type settings struct {
 	target     string
+	targetFrom origin
 	apiKey     string
 	output     string
 	timeout    time.Duration
@@ -448,20 +450,53 @@ func (a *app) defaultConfigPath() string {
 	return ""
 }
 
+// origin says where a setting's value came from, which decides how a bad
+// value is reported: a flag is a usage error (64); the environment and the
+// profile file are configuration (TM-CLI-1001, 78), named so the user can
+// find the line to fix.
+type origin int
+
+const (
+	fromDefault origin = iota
+	fromFlag
+	fromEnv
+	fromFile
+)
+
 // pick returns flag > env > file > default for one setting.
 func (a *app) pick(fs *pflag.FlagSet, flag, envName, fileKey, def string) string {
+	v, _ := a.pickFrom(fs, flag, envName, fileKey, def)
+	return v
+}
+
+// pickFrom is pick that also says where the value came from.
+func (a *app) pickFrom(fs *pflag.FlagSet, flag, envName, fileKey, def string) (string, origin) {
 	if f := fs.Lookup(flag); f != nil && f.Changed {
-		return f.Value.String()
+		return f.Value.String(), fromFlag
 	}
 	if envName != "" {
 		if v := a.env.Getenv(envName); v != "" {
-			return v
+			return v, fromEnv
 		}
 	}
 	if a.file != nil && fileKey != "" && a.file.IsSet(fileKey) {
-		return a.file.GetString(fileKey)
+		return a.file.GetString(fileKey), fromFile
 	}
-	return def
+	return def, fromDefault
+}
+
+// badSetting reports an invalid value where it came from (see origin);
+// want describes the accepted values.
+func (a *app) badSetting(o origin, flag, envName, fileKey, value, want string) error {
+	switch o {
+	case fromEnv:
+		return configErr(CodeConfig, "fix or unset "+envName,
+			"invalid %s=%q in the environment (want %s)", envName, value, want)
+	case fromFile:
+		return configErr(CodeConfig, "fix "+fileKey+" in the profile file (or override it with --"+flag+")",
+			"invalid %s %q in profile file %s (want %s)", fileKey, value, a.s.configPath, want)
+	}
+	return usageErr("invalid --%s %q (want %s)", flag, value, want)
 }
 
 func (a *app) resolveSettings(cmd *cobra.Command) error {
@@ -494,20 +529,40 @@ func (a *app) resolveSettings(cmd *cobra.Command) error {
 			return configErr(CodeConfig, "check --config / TOKMESH_CLI_CONFIG", "cannot read profile file %s: %v", path, err)
 		}
 	}
-	a.s.output = a.pick(fs, "output", "TOKMESH_OUTPUT", "output", "table")
-	switch a.s.output {
+	out, o := a.pickFrom(fs, "output", "TOKMESH_OUTPUT", "output", "table")
+	switch out {
 	case "table", "wide", "json", "yaml":
+		a.s.output = out
 	default:
-		return usageErr("invalid --output %q (want table, wide, json or yaml)", a.s.output)
+		if o != fromFlag {
+			// Render this error in the format of the flag (or the default),
+			// not in the invalid one.
+			a.s.output = "table"
+		}
+		return a.badSetting(o, "output", "TOKMESH_OUTPUT", "output", out, "table, wide, json or yaml")
 	}
-	to := a.pick(fs, "timeout", "TOKMESH_TIMEOUT", "timeout", "30s")
+	to, o := a.pickFrom(fs, "timeout", "TOKMESH_TIMEOUT", "timeout", "30s")
 	d, err := time.ParseDuration(to)
 	if err != nil || d <= 0 {
-		return usageErr("invalid --timeout %q (want a positive duration such as 30s)", to)
+		return a.badSetting(o, "timeout", "TOKMESH_TIMEOUT", "timeout", to, "a positive duration such as 30s")
 	}
 	a.s.timeout = d
-	a.s.noColor = a.flags.noColor || a.env.Getenv("NO_COLOR") != "" || (a.file != nil && a.file.GetBool("no_color"))
-	a.s.target = a.pick(fs, "target", "TOKMESH_TARGET", "current", "local")
+	fileNoColor := false
+	if a.file != nil && a.file.IsSet("no_color") {
+		// A YAML boolean, or a string strconv.ParseBool accepts.
+		switch v := a.file.Get("no_color").(type) {
+		case bool:
+			fileNoColor = v
+		case string:
+			if fileNoColor, err = strconv.ParseBool(v); err != nil {
+				return a.badSetting(fromFile, "no-color", "NO_COLOR", "no_color", v, "true or false")
+			}
+		default:
+			return a.badSetting(fromFile, "no-color", "NO_COLOR", "no_color", fmt.Sprint(v), "true or false")
+		}
+	}
+	a.s.noColor = a.flags.noColor || a.env.Getenv("NO_COLOR") != "" || fileNoColor
+	a.s.target, a.s.targetFrom = a.pickFrom(fs, "target", "TOKMESH_TARGET", "current", "local")
 	a.s.apiKey = a.pick(fs, "api-key", "TOKMESH_API_KEY", "", "")
 	switch {
 	case a.s.apiKey == "":
@@ -539,6 +594,10 @@ func (a *app) resolveTarget() (*resolvedTarget, error) {
 		strings.HasPrefix(rt.target, "http://"), strings.HasPrefix(rt.target, "https://"):
 	default:
 		if a.file == nil || !a.file.IsSet("targets."+rt.target) {
+			if a.s.targetFrom == fromFile {
+				return nil, configErr(CodeConfig, "set current to a name under targets:, or pass -t",
+					"invalid current %q in profile file %s: no such target", rt.target, a.s.configPath)
+			}
 			return nil, configErr(CodeConfig, "use a profile name from the profile file, an http(s):// URL, unix:PATH or local",
 				"unknown target %q", rt.target)
 		}
