@@ -307,8 +307,75 @@ func Main(args []string, env Env) int {
 		return ExitOK
 	}
 	ce := classify(err)
+	if a.s.output == "" {
+		// cobra failed before the settings were resolved (unknown command
+		// or flag, missing argument): -o json still means a JSON error.
+		a.s.output = a.earlyOutput(args)
+	}
 	a.printError(ce)
 	return ce.exit
+}
+
+// earlyOutput is the output format for an error raised before
+// resolveSettings ran, from the raw arguments (flag parsing may have
+// stopped before -o), TOKMESH_OUTPUT or the profile file, in that order.
+// Anything unusable means table.
+func (a *app) earlyOutput(args []string) string {
+	valid := func(v string) bool { return v == "table" || v == "wide" || v == "json" || v == "yaml" }
+	flagVal := func(long, short string) (string, bool) {
+		val, found := "", false
+		for i := 0; i < len(args); i++ {
+			arg := args[i]
+			if arg == "--" {
+				break
+			}
+			next := func() string {
+				if i+1 < len(args) {
+					i++
+					return args[i]
+				}
+				return ""
+			}
+			switch {
+			case arg == "--"+long:
+				val, found = next(), true
+			case strings.HasPrefix(arg, "--"+long+"="):
+				val, found = strings.TrimPrefix(arg, "--"+long+"="), true
+			case short != "" && len(arg) > 1 && arg[0] == '-' && arg[1] != '-':
+				// -o json, -ojson, -o=json, and after bool shorthands: -qo json.
+				rest := strings.TrimLeft(arg[1:], "q")
+				if v, ok := strings.CutPrefix(rest, short); ok {
+					if v == "" {
+						v = next()
+					}
+					val, found = strings.TrimPrefix(v, "="), true
+				}
+			}
+		}
+		return val, found
+	}
+	if v, ok := flagVal("output", "o"); ok {
+		return v
+	}
+	if v := a.env.Getenv("TOKMESH_OUTPUT"); v != "" {
+		return v
+	}
+	path, ok := flagVal("config", "")
+	if !ok {
+		path = a.env.Getenv("TOKMESH_CLI_CONFIG")
+	}
+	if path == "" {
+		path = a.defaultConfigPath()
+	}
+	if path != "" {
+		v := viper.New()
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if v.ReadInConfig() == nil && valid(v.GetString("output")) {
+			return v.GetString("output")
+		}
+	}
+	return "table"
 }
 
 func (a *app) printError(ce *cliError) {

@@ -83,3 +83,57 @@ func TestInvalidProfileFile_JSONError(t *testing.T) {
 		t.Fatalf("error: %v", e)
 	}
 }
+
+// TestUsageErrors_FollowJSONOutput: errors cobra raises before the
+// settings are resolved (missing argument, unknown command or flag) print
+// as the JSON error object when -o json is in effect — from the flag
+// wherever it stands, TOKMESH_OUTPUT or the profile file.
+func TestUsageErrors_FollowJSONOutput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		profile string
+	}{
+		{"missing argument", []string{"session", "get", "-o", "json"}, nil, ""},
+		{"flag before the command", []string{"-o", "json", "session", "get"}, nil, ""},
+		{"--output=json", []string{"session", "get", "--output=json"}, nil, ""},
+		{"-ojson", []string{"session", "get", "-ojson"}, nil, ""},
+		{"-qo json", []string{"session", "get", "-qo", "json"}, nil, ""},
+		{"unknown command", []string{"-o", "json", "nosuch"}, nil, ""},
+		{"unknown subcommand", []string{"session", "nosuch", "-o", "json"}, nil, ""},
+		{"unknown flag before -o", []string{"session", "list", "--bogus", "-o", "json"}, nil, ""},
+		{"too many arguments", []string{"session", "get", "a", "b", "-o", "json"}, nil, ""},
+		{"env", []string{"session", "get"}, map[string]string{"TOKMESH_OUTPUT": "json"}, ""},
+		{"profile file", []string{"session", "get"}, nil, "output: json\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRunner(t)
+			for k, v := range c.env {
+				r.env[k] = v
+			}
+			if c.profile != "" {
+				writeProfile(t, r, c.profile)
+			}
+			res := r.run(c.args...)
+			expectExit(t, res, ExitUsage)
+			var e map[string]any
+			if err := json.Unmarshal([]byte(res.stderr), &e); err != nil {
+				t.Fatalf("stderr is not the JSON error: %v\n%s", err, res.stderr)
+			}
+			if e["code"] != "TM-CLI-1005" || e["message"] == "" || e["request_id"] != "" || e["details"] == nil || len(e) != 4 {
+				t.Fatalf("error object: %v", e)
+			}
+			if res.stdout != "" {
+				t.Fatalf("stdout: %q", res.stdout)
+			}
+		})
+	}
+	// Without -o json the error stays text; a flag overrides the file.
+	r := newRunner(t)
+	expectExit(t, r.run("session", "get"), ExitUsage, "Error: missing argument ID")
+	writeProfile(t, r, "output: json\n")
+	expectExit(t, r.run("session", "get", "-o", "table"), ExitUsage, "Error: missing argument ID")
+}
