@@ -411,7 +411,7 @@ func TestRestores_MaintenanceGatesBusinessAndRefusesOtherBackups(t *testing.T) {
 	st, env, _ = call(t, fx.srv, "POST", "/sessions", `{"user_id":"u"}`)
 	wantCode(t, "create during restore", st, env, 503, "TM-ADMIN-5031")
 	st, env, _ = call(t, fx.srv, "GET", "/ready", "")
-	if st != 503 || !bytes.Contains(mustJSON(env.Details), []byte(`"maintenance":"restoring"`)) {
+	if st != 503 || env.Code != "TM-SYS-5030" || !bytes.Contains(mustJSON(env.Details), []byte(`"maintenance":"restoring"`)) {
 		t.Fatalf("ready during restore: %d %+v", st, env)
 	}
 	st, env, _ = call(t, fx.srv, "POST", "/admin/v1/backups/snapshots", "")

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 
@@ -205,10 +206,11 @@ func writeError(w http.ResponseWriter, rid string, e *apierr.Error) {
 	writeRaw(w, status, b)
 }
 
-// appendJSONString appends s as a JSON string (minimal escaping).
+// appendJSONString appends s as a JSON string (minimal escaping); invalid
+// UTF-8 becomes U+FFFD, so a body is always valid UTF-8 (02 §2).
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
@@ -216,9 +218,19 @@ func appendJSONString(b []byte, s string) []byte {
 		case c < 0x20:
 			b = append(b, `\u00`...)
 			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, "\ufffd"...)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
 		default:
 			b = append(b, c)
 		}
+		i++
 	}
 	return append(b, '"')
 }

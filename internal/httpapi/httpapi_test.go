@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/engine"
@@ -81,6 +82,21 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, e
 		t.Fatalf("%s %s: Date %q is not the current time (%v)", method, path, d[0], err)
 	}
 	return resp.StatusCode, env, resp.Header
+}
+
+func TestAppendJSONString_AlwaysValidUTF8(t *testing.T) {
+	for in, want := range map[string]string{
+		"u-1001":            `"u-1001"`,
+		"a\"b\\c\x01":       `"a\"b\\c\u0001"`,
+		"\xe9":              `"�"`,
+		"caf\xc3\xa9 \xff!": `"café �!"`,
+		"\xf0\x9f\x94":      `"���"`,
+	} {
+		got := appendJSONString(nil, in)
+		if string(got) != want || !utf8.Valid(got) || !json.Valid(got) {
+			t.Errorf("appendJSONString(%q) = %s, want %s", in, got, want)
+		}
+	}
 }
 
 func TestDateHeader_OneFormatPerSecond(t *testing.T) {
@@ -175,6 +191,9 @@ func TestConventions_RoutingErrorsAndStrictBodies(t *testing.T) {
 		{"GET", "/sessions?size=101", "", 400, "TM-ARG-1001"},
 		{"GET", "/sessions?page=101&size=100", "", 400, "TM-ARG-1001"},
 		{"GET", "/sessions?bogus=1", "", 400, "TM-ARG-1001"},
+		{"POST", "/users/%E9/sessions/revoke", "", 400, "TM-SESS-4001"},
+		{"POST", "/users/a%00b/sessions/revoke", "", 400, "TM-SESS-4001"},
+		{"POST", "/users/" + strings.Repeat("u", 129) + "/sessions/revoke", "", 400, "TM-SESS-4001"},
 	} {
 		st, env, hdr := call(t, srv, tc.method, tc.path, tc.body)
 		if st != tc.status || env.Code != tc.code {

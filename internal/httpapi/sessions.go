@@ -19,15 +19,15 @@ func (h *Handler) health(w http.ResponseWriter, rq *request) {
 }
 
 func (h *Handler) ready(w http.ResponseWriter, rq *request) {
-	ok, checks, code := h.cfg.Ready()
+	// Whatever keeps the node from serving (recovery, a restore, shutdown,
+	// a storage failure), the probe answers TM-SYS-5030 and the checks say
+	// why (02 §6); business routes use the specific code.
+	ok, checks, _ := h.cfg.Ready()
 	if checks == nil {
 		checks = map[string]string{"storage": "ok", "cluster": "standalone", "maintenance": "off"}
 	}
 	if !ok {
-		if code == "" {
-			code = apierr.SysNotReady
-		}
-		writeError(w, rq.id, apierr.New(code).WithDetail("status", "not_ready").WithDetail("checks", checks))
+		writeError(w, rq.id, apierr.New(apierr.SysNotReady).WithDetail("status", "not_ready").WithDetail("checks", checks))
 		return
 	}
 	writeJSON(w, http.StatusOK, rq.id, map[string]any{"status": "ready", "checks": checks})
@@ -232,7 +232,8 @@ func (h *Handler) revokeUser(w http.ResponseWriter, rq *request) {
 		return
 	}
 	userID, err := url.PathUnescape(mux.Vars(rq.Request)["user_id"])
-	if err != nil || userID == "" {
+	if err != nil || session.CheckUserID(userID) != nil {
+		// No session can have it (01 §2): say so rather than revoke nothing.
 		aerr := apierr.Newf(apierr.SessInvalidField, "user_id is not valid").WithDetail("field", "user_id")
 		h.auditRevokeAll(rq, "", 0, aerr)
 		h.fail(w, rq, aerr)

@@ -582,7 +582,7 @@ func (s *Server) cmdRevokeUser(c redcon.Conn, st *connState, args [][]byte) {
 		fail(apierr.Newf(apierr.ArgInvalid, "syntax: TM.REVOKE_USER <user_id> [EXCEPT <sid>]"))
 		return
 	}
-	if len(args[1]) == 0 {
+	if session.CheckUserID(bstr(args[1])) != nil {
 		fail(apierr.Newf(apierr.SessInvalidField, "user_id is not valid"))
 		return
 	}

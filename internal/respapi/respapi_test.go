@@ -248,6 +248,9 @@ func TestSessionCommandsAndErrors(t *testing.T) {
 		t.Fatal("EXCEPT session revoked")
 	}
 	wantErr(t, c.Do(ctx, "TM.REVOKE_USER", "u4", "BOGUS").Err(), "TM-ARG-1001 ")
+	for _, bad := range []string{strings.Repeat("u", 129), "a\x00b", "\xe9"} {
+		wantErr(t, c.Do(ctx, "TM.REVOKE_USER", bad).Err(), "TM-SESS-4001 ")
+	}
 	keys := make([]string, 1001)
 	for i := range keys {
 		keys[i] = "k"
