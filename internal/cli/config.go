@@ -74,7 +74,7 @@ func flatten(prefix string, v any, out map[string]string) {
 	case []any:
 		parts := make([]string, len(t))
 		for i, x := range t {
-			parts[i] = fmt.Sprint(x)
+			parts[i] = scalar(x)
 		}
 		out[prefix] = "[" + strings.Join(parts, ", ") + "]"
 	case string:
@@ -82,10 +82,8 @@ func flatten(prefix string, v any, out map[string]string) {
 		if t != "" && !strings.ContainsAny(t, " \t\"'#:") {
 			out[prefix] = t
 		}
-	case float64:
-		out[prefix] = strconv.FormatFloat(t, 'f', -1, 64)
 	default:
-		out[prefix] = fmt.Sprint(t)
+		out[prefix] = scalar(t)
 	}
 }
 

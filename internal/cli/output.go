@@ -54,14 +54,58 @@ func compactJSON(v any) string {
 }
 
 // toGeneric round-trips v through JSON so YAML uses the JSON field names.
+// Numbers keep their JSON text (UseNumber) and become int64 when they are
+// integers, so Unix-ms times and byte counts print as 1795752414203, not
+// as the float 1.795752414203e+12.
 func toGeneric(v any) any {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var g any
-	_ = json.Unmarshal(b, &g)
-	return g
+	_ = dec.Decode(&g)
+	return fromNumbers(g)
+}
+
+// fromNumbers replaces json.Number in a decoded tree by int64, uint64 or
+// float64 (in that order of preference).
+func fromNumbers(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = fromNumbers(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = fromNumbers(x)
+		}
+	case json.Number:
+		if n, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+			return n
+		}
+		if n, err := strconv.ParseUint(string(t), 10, 64); err == nil {
+			return n
+		}
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		return string(t)
+	}
+	return v
+}
+
+// scalar renders a value of a decoded JSON tree for a table cell: numbers
+// without exponent (float64 holds integers up to 2^53 exactly).
+func scalar(v any) string {
+	switch t := v.(type) {
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case json.Number:
+		return t.String()
+	}
+	return fmt.Sprint(v)
 }
 
 // emit prints v as json/yaml, or calls table for table/wide.
