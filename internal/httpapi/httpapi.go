@@ -123,6 +123,19 @@ type Config struct {
 	Local bool
 	// Extra registers more routes on the same router (tests).
 	Extra func(r *mux.Router, h *Handler)
+	// Endpoints describes this node for GET /cluster/routing (nil: empty
+	// node ID and endpoints).
+	Endpoints func() NodeEndpoints
+}
+
+// NodeEndpoints is one node of GET /cluster/routing: its ID and the
+// client-facing address of each listener ("" when that listener is off).
+type NodeEndpoints struct {
+	NodeID  string `json:"node_id"`
+	HTTP    string `json:"http"`
+	HTTPS   string `json:"https"`
+	RESP    string `json:"resp"`
+	RESPTLS string `json:"resp_tls"`
 }
 
 // Handler serves the TokMesh HTTP API.

@@ -315,7 +315,19 @@ func (h *Handler) routing(w http.ResponseWriter, rq *request) {
 	n := h.cfg.Engine.Partitions()
 	b := []byte(`{"mode":"standalone","cluster_id":"","partitions":`)
 	b = strconv.AppendInt(b, int64(n), 10)
-	b = append(b, `,"table_version":0,"nodes":[{"node_id":"","http":"","https":"","resp":"","resp_tls":""}],"primaries":[`...)
+	var node NodeEndpoints
+	if h.cfg.Endpoints != nil {
+		node = h.cfg.Endpoints()
+	}
+	b = append(b, `,"table_version":0,"nodes":[{"node_id":`...)
+	b = appendJSONString(b, node.NodeID)
+	for _, f := range [...]struct{ name, v string }{{"http", node.HTTP}, {"https", node.HTTPS}, {"resp", node.RESP}, {"resp_tls", node.RESPTLS}} {
+		b = append(b, ',', '"')
+		b = append(b, f.name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, f.v)
+	}
+	b = append(b, `}],"primaries":[`...)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b = append(b, ',')

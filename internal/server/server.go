@@ -265,6 +265,7 @@ func (s *Server) handler(guard httpapi.Guard, local bool) http.Handler {
 		MaxBodySize: s.config().Server.Limits.MaxBodySize.Bytes(),
 		Local:       local,
 		Business:    s.enterBusiness,
+		Endpoints:   s.endpoints,
 	}
 	if s.metrics != nil {
 		hc.Metrics = s.metrics.Handler()
