@@ -390,7 +390,7 @@ it started. Exit 1 when the job fails.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&id, "id", "", "ID of a backup held by the node (see `backup list`)")
+	f.StringVar(&id, "id", "", "ID of a backup held by the node (see: tokmesh-cli backup list)")
 	f.StringVar(&file, "file", "", "backup file to upload (.tmbak)")
 	f.BoolVar(&force, "force", false, "do not ask for confirmation")
 	f.BoolVar(&noWait, "no-wait", false, "return once the job started")
