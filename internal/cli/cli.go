@@ -6,9 +6,11 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -204,7 +206,12 @@ func classify(err error) *cliError {
 	if errors.As(err, &te) {
 		switch te.Kind {
 		case client.KindTLS:
-			return &cliError{exit: ExitUnavailable, code: CodeTLS, msg: te.Error(), hint: "check --target and the CA file of the profile (ca_file)"}
+			hint := "check --target and the CA file of the profile (ca_file)"
+			var rh tls.RecordHeaderError
+			if errors.Is(te, http.ErrSchemeMismatch) || errors.As(te, &rh) {
+				hint = "the port does not speak TLS: use http:// for a plaintext port, or the server's HTTPS port (default 5443)"
+			}
+			return &cliError{exit: ExitUnavailable, code: CodeTLS, msg: te.Error(), hint: hint}
 		case client.KindTimeout:
 			return &cliError{exit: ExitUnavailable, code: CodeTimeout, msg: te.Error(), hint: "raise --timeout or check the server's load"}
 		case client.KindBadData:

@@ -268,7 +268,10 @@ func (c *Client) transportErr(err error) *TransportError {
 	)
 	switch {
 	case errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci), errors.As(err, &cv),
-		errors.As(err, &rh), errors.As(err, &alertErr), errors.As(err, &echReject):
+		errors.As(err, &rh), errors.As(err, &alertErr), errors.As(err, &echReject),
+		// net/http replaces the tls.RecordHeaderError of a plaintext HTTP
+		// answer to the ClientHello ("HTTP/…") by this error.
+		errors.Is(err, http.ErrSchemeMismatch):
 		kind = KindTLS
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		kind = KindTimeout

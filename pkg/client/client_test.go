@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,6 +138,33 @@ func TestTransportErrors(t *testing.T) {
 	c, _ = New(Config{Target: tls.URL})
 	if _, err := c.Health(context.Background()); !errors.As(err, &te) || te.Kind != KindTLS {
 		t.Fatalf("tls: %v", err)
+	}
+	// An https:// target on a plaintext HTTP port is a TLS failure too
+	// (the server answers the ClientHello in plain HTTP).
+	c, _ = New(Config{Target: strings.Replace(srv.URL, "http://", "https://", 1)})
+	if _, err := c.Health(context.Background()); !errors.As(err, &te) || te.Kind != KindTLS {
+		t.Fatalf("https to a plaintext port: %v", err)
+	}
+	// And on a port that is not HTTP at all ("first record does not look
+	// like a TLS handshake").
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nc.Write([]byte("-ERR not TLS\r\n"))
+			nc.Close()
+		}
+	}()
+	c, _ = New(Config{Target: "https://" + ln.Addr().String()})
+	if _, err := c.Health(context.Background()); !errors.As(err, &te) || te.Kind != KindTLS {
+		t.Fatalf("https to a non-HTTP port: %v", err)
 	}
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) }))
 	defer slow.Close()
