@@ -103,6 +103,22 @@ func (g *BruteForceGuard) exempt(cfg *BruteForceConfig, a netip.Addr) bool {
 	return !cfg.Enabled || !a.IsValid() || containsAddr(cfg.Exempt, a)
 }
 
+// BlockedUntil is when ip's current block ends; the zero Time when it is
+// not blocked (the auth.ip_blocked audit record's "until").
+func (g *BruteForceGuard) BlockedUntil(ip netip.Addr) time.Time {
+	if g.blocked.Load() == 0 {
+		return time.Time{}
+	}
+	ip = ip.Unmap()
+	s := g.shard(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[ip]; e != nil && e.blockedUntil > g.now().UnixNano() {
+		return time.Unix(0, e.blockedUntil)
+	}
+	return time.Time{}
+}
+
 // Blocked reports whether ip is blocked and for how long (rounded up to
 // whole seconds, ≥ 1 s: the Retry-After value). A blocked IP's recency is
 // refreshed, so an IP that keeps trying is not evicted first.

@@ -27,8 +27,14 @@ func TestBruteForce_TwentyAuthFailuresBlockTheIP(t *testing.T) {
 		}
 		clock.Advance(time.Second)
 	}
+	if !g.BlockedUntil(ip).IsZero() {
+		t.Fatal("BlockedUntil before the block")
+	}
 	if !g.AuthFailure(ip) {
 		t.Fatal("20th failure did not block")
+	}
+	if got, want := g.BlockedUntil(ip), clock.Now().Add(5*time.Minute); !got.Equal(want) {
+		t.Fatalf("BlockedUntil = %v, want %v", got, want)
 	}
 	blocked, retry := g.Blocked(ip)
 	if !blocked || retry != 5*time.Minute {
@@ -45,7 +51,7 @@ func TestBruteForce_TwentyAuthFailuresBlockTheIP(t *testing.T) {
 		t.Fatalf("retry rounds up: %v %v", b, retry)
 	}
 	clock.Advance(1500 * time.Millisecond)
-	if b, _ := g.Blocked(ip); b {
+	if b, _ := g.Blocked(ip); b || !g.BlockedUntil(ip).IsZero() {
 		t.Fatal("still blocked after block_duration")
 	}
 	if g.AuthFailure(ip) {

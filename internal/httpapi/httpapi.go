@@ -76,9 +76,10 @@ type Caller struct {
 // request before its body is read. listOwnUser is set for GET /sessions
 // when a user_id filter is present (issuer may list then).
 type Guard interface {
-	Check(r *http.Request, rt *Route, listOwnUser bool) (Caller, *apierr.Error)
+	// rid is the request's ID, for the audit records the check writes.
+	Check(r *http.Request, rt *Route, rid string, listOwnUser bool) (Caller, *apierr.Error)
 	// TokenFailure is told about failed token validations (brute-force guard).
-	TokenFailure(ip netip.Addr)
+	TokenFailure(ip netip.Addr, rid string)
 }
 
 // Engine is what the HTTP layer needs from the session engine.
@@ -278,7 +279,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
 			return
 		}
-		c, aerr := h.cfg.Guard.Check(r, rt, listOwn)
+		c, aerr := h.cfg.Guard.Check(r, rt, rq.id, listOwn)
 		if aerr != nil {
 			writeError(w, rq.id, aerr)
 			return

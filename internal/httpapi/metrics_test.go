@@ -21,7 +21,7 @@ type capGuard struct {
 	asked []Capability
 }
 
-func (g *capGuard) Check(r *http.Request, rt *Route, own bool) (Caller, *apierr.Error) {
+func (g *capGuard) Check(r *http.Request, rt *Route, rid string, own bool) (Caller, *apierr.Error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.asked = append(g.asked, rt.Cap)
@@ -30,7 +30,7 @@ func (g *capGuard) Check(r *http.Request, rt *Route, own bool) (Caller, *apierr.
 	}
 	return Caller{KeyID: "tmak-test", Role: "admin"}, nil
 }
-func (g *capGuard) TokenFailure(netip.Addr) {}
+func (g *capGuard) TokenFailure(netip.Addr, string) {}
 
 func newMetricsServer(t *testing.T, cfg Config) *httptest.Server {
 	t.Helper()

@@ -306,7 +306,7 @@ func (h *Handler) validate(w http.ResponseWriter, rq *request) {
 		return
 	}
 	if (code == apierr.TokenMalformed || code == apierr.TokenUnknown) && h.cfg.Guard != nil {
-		h.cfg.Guard.TokenFailure(rq.caller.ClientIP)
+		h.cfg.Guard.TokenFailure(rq.caller.ClientIP, rq.id)
 	}
 	writeData(w, http.StatusOK, rq.id, validateFailures[code])
 }

@@ -446,7 +446,7 @@ func (s *Server) auditBlock(ip netip.Addr, reason string) {
 		return
 	}
 	s.cfg.Audit.Record(audit.Record{Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
-		ClientIP: ip.String(), Details: map[string]any{"reason": reason}})
+		ClientIP: ip.String(), Details: map[string]any{"reason": reason, "until": s.cfg.Brute.BlockedUntil(ip).UnixMilli()}})
 }
 
 // writeCode writes "-<CODE> <catalogue message>".

@@ -108,7 +108,7 @@ func peerAddr(r *http.Request, ci *connInfo) netip.AddrPort {
 	return ap
 }
 
-func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (httpapi.Caller, *apierr.Error) {
+func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, rid string, listOwn bool) (httpapi.Caller, *apierr.Error) {
 	ci := connInfoOf(r)
 	peer := peerAddr(r, ci)
 	ip := auth.ClientIP(peer, r.Header, *g.trusted.Load())
@@ -125,7 +125,7 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, listOwn bool) (http
 	}
 	p, err := g.authn.AuthenticateConn(r.Context(), memo, cred, ip)
 	if err != nil {
-		return httpapi.Caller{}, g.authError(r, peer, ip, err)
+		return httpapi.Caller{}, g.authError(r, rid, peer, ip, err)
 	}
 	want := capOf[rt.Cap]
 	if rt.Cap == httpapi.CapList {
@@ -163,7 +163,7 @@ func replayError(err error) *apierr.Error {
 	}
 }
 
-func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr, err error) *apierr.Error {
+func (g *tcpGuard) authError(r *http.Request, rid string, peer netip.AddrPort, ip netip.Addr, err error) *apierr.Error {
 	var af *auth.AuthFailure
 	var rl *auth.RateLimitError
 	switch {
@@ -176,9 +176,9 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 	case errors.As(err, &af):
 		g.m.AuthFailure(af.Reason)
 		g.warnAuthFailure(ip, af.KeyID, af.Reason)
-		g.auditFailure(r, peer, ip, af)
+		g.auditFailure(r, rid, peer, ip, af)
 		if af.BruteForce && g.brute.AuthFailure(ip) {
-			g.auditBlock(r, ip, "auth_failures")
+			g.auditBlock(rid, ip, "auth_failures")
 		}
 		if af.Reason == auth.ReasonDisabled {
 			return apierr.New(apierr.AuthKeyDisabled)
@@ -197,11 +197,11 @@ func (g *tcpGuard) authError(r *http.Request, peer netip.AddrPort, ip netip.Addr
 	return &apierr.Error{Code: apierr.SysInternal, Err: err}
 }
 
-func (g *tcpGuard) auditFailure(r *http.Request, peer netip.AddrPort, ip netip.Addr, af *auth.AuthFailure) {
+func (g *tcpGuard) auditFailure(r *http.Request, rid string, peer netip.AddrPort, ip netip.Addr, af *auth.AuthFailure) {
 	if g.audit == nil {
 		return
 	}
-	g.audit.Record(audit.Record{RequestID: r.Header.Get("X-Request-ID"), Actor: af.KeyID, Action: "auth.failure",
+	g.audit.Record(audit.Record{RequestID: rid, Actor: af.KeyID, Action: "auth.failure",
 		Resource: af.KeyID, Result: audit.ResultFailure, Code: string(codeForReason(af.Reason)),
 		TCPRemoteIP: peer.Addr().String(), ClientIP: ip.String(), UserAgent: r.UserAgent(),
 		Details: map[string]any{"reason": af.Reason}})
@@ -214,20 +214,20 @@ func codeForReason(reason string) apierr.Code {
 	return apierr.AuthBadCredential
 }
 
-func (g *tcpGuard) auditBlock(r *http.Request, ip netip.Addr, reason string) {
+func (g *tcpGuard) auditBlock(rid string, ip netip.Addr, reason string) {
 	g.m.BruteForceBlock()
 	g.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
 	if g.audit == nil {
 		return
 	}
-	g.audit.Record(audit.Record{Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
-		ClientIP: ip.String(), Details: map[string]any{"reason": reason}})
+	g.audit.Record(audit.Record{RequestID: rid, Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
+		ClientIP: ip.String(), Details: map[string]any{"reason": reason, "until": g.brute.BlockedUntil(ip).UnixMilli()}})
 }
 
 // TokenFailure counts a malformed or unknown token against the caller's IP.
-func (g *tcpGuard) TokenFailure(ip netip.Addr) {
+func (g *tcpGuard) TokenFailure(ip netip.Addr, rid string) {
 	if g.brute.TokenFailure(ip) {
-		g.auditBlock(nil, ip, "token_failures")
+		g.auditBlock(rid, ip, "token_failures")
 	}
 }
 

@@ -111,16 +111,16 @@ func (sec *security) close() error {
 // up during recovery so /health and /ready answer).
 type lazyGuard struct{ g atomic.Pointer[tcpGuard] }
 
-func (l *lazyGuard) Check(r *http.Request, rt *httpapi.Route, own bool) (httpapi.Caller, *apierr.Error) {
+func (l *lazyGuard) Check(r *http.Request, rt *httpapi.Route, rid string, own bool) (httpapi.Caller, *apierr.Error) {
 	if g := l.g.Load(); g != nil {
-		return g.Check(r, rt, own)
+		return g.Check(r, rt, rid, own)
 	}
 	return httpapi.Caller{}, &apierr.Error{Code: apierr.SysNotReady, RetryAfter: 1}
 }
 
-func (l *lazyGuard) TokenFailure(ip netip.Addr) {
+func (l *lazyGuard) TokenFailure(ip netip.Addr, rid string) {
 	if g := l.g.Load(); g != nil {
-		g.TokenFailure(ip)
+		g.TokenFailure(ip, rid)
 	}
 }
 
@@ -129,7 +129,7 @@ func (l *lazyGuard) TokenFailure(ip netip.Addr) {
 // only when the headers are present (04-security §7).
 type localGuard struct{ replay *auth.AntiReplay }
 
-func (g localGuard) Check(r *http.Request, rt *httpapi.Route, own bool) (httpapi.Caller, *apierr.Error) {
+func (g localGuard) Check(r *http.Request, rt *httpapi.Route, rid string, own bool) (httpapi.Caller, *apierr.Error) {
 	if rt.Write && g.replay != nil && (r.Header.Get("X-Timestamp") != "" || r.Header.Get("X-Nonce") != "") {
 		if aerr := replayError(g.replay.Check(r.Header.Get("X-Timestamp"), r.Header.Get("X-Nonce"), false)); aerr != nil {
 			return httpapi.Caller{}, aerr
@@ -138,6 +138,6 @@ func (g localGuard) Check(r *http.Request, rt *httpapi.Route, own bool) (httpapi
 	return httpapi.Caller{KeyID: auth.LocalAdminID, Role: string(auth.RoleAdmin), UserAgent: r.UserAgent()}, nil
 }
 
-func (localGuard) TokenFailure(netip.Addr) {}
+func (localGuard) TokenFailure(netip.Addr, string) {}
 
 var _ = time.Second

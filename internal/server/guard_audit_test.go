@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yndnr/tokmesh-go/internal/audit"
+	"github.com/yndnr/tokmesh-go/internal/auth"
+)
+
+// A failed key check is audited under the request ID the caller was
+// answered with — the minted one when the client sent none or an invalid
+// one — and the block it triggers says until when (04 §9).
+func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
+	c := baseConfig(t)
+	c.Security.BruteForce.MaxAuthFailures = 3
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answered []string
+	for _, sent := range []string{"", "bad id <script>", "client.id-7"} {
+		req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+"/tokens/validate", strings.NewReader(`{"token":"x"}`))
+		req.Header.Set("Authorization", "Bearer "+k.ID+":"+wrongSecret(secret))
+		if sent != "" {
+			req.Header.Set("X-Request-ID", sent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			RequestID string `json:"request_id"`
+		}
+		json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if env.RequestID == "" || env.RequestID != resp.Header.Get("X-Request-ID") {
+			t.Fatalf("envelope %q header %q", env.RequestID, resp.Header.Get("X-Request-ID"))
+		}
+		answered = append(answered, env.RequestID)
+	}
+	if answered[2] != "client.id-7" || !strings.HasPrefix(answered[0], "tmrq-") || !strings.HasPrefix(answered[1], "tmrq-") {
+		t.Fatalf("answered IDs %q", answered)
+	}
+	started := time.Now()
+	var fails, blocks []audit.Record
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fails, _, _ = srv.sec.audit.Query(audit.Filter{Action: "auth.failure", Size: 100})
+		blocks, _, _ = srv.sec.audit.Query(audit.Filter{Action: "auth.ip_blocked", Size: 100})
+		if len(fails) >= 3 && len(blocks) >= 1 {
+			break
+		}
+	}
+	if len(fails) != 3 || len(blocks) != 1 {
+		t.Fatalf("%d auth.failure and %d auth.ip_blocked records", len(fails), len(blocks))
+	}
+	got := map[string]bool{}
+	for _, r := range fails {
+		got[r.RequestID] = true
+	}
+	for _, id := range answered {
+		if !got[id] {
+			t.Errorf("no auth.failure record under the answered request ID %q (have %v)", id, got)
+		}
+	}
+	b := blocks[0]
+	until, _ := strconv.ParseInt(fmt.Sprint(b.Details["until"]), 10, 64)
+	want := started.Add(c.Security.BruteForce.BlockDuration)
+	if b.RequestID != answered[2] || b.Details["reason"] != "auth_failures" || time.UnixMilli(until).Sub(want).Abs() > 5*time.Second {
+		t.Fatalf("auth.ip_blocked record %+v (until want ≈ %v)", b, want)
+	}
+}
+
+// wrongSecret is a well-formed secret that is not s (its last character
+// changed within the Base62 alphabet).
+func wrongSecret(s string) string {
+	last := s[len(s)-1]
+	if last == 'A' {
+		return s[:len(s)-1] + "B"
+	}
+	return s[:len(s)-1] + "A"
+}
