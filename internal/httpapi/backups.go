@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -353,9 +354,79 @@ func (h *Handler) backupDownload(w http.ResponseWriter, rq *request) {
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Content-Disposition", `attachment; filename="`+info.BackupID+engine.BackupFileExt+`"`)
 	hd.Set("ETag", `"`+info.SHA256+`"`) // lets clients resume with If-Range
-	// ServeContent answers single ranges with 206, unsatisfiable ones with
-	// 416, and multi-range requests with multipart/byteranges.
+	// Single ranges only (02 §5): ServeContent answers a satisfiable one
+	// with 206; an unsatisfiable one is answered here, because
+	// ServeContent's error path drops Cache-Control and writes text/plain;
+	// anything else is ignored and the whole file is served (RFC 9110
+	// §14.2 lets a server ignore Range).
+	if rh := rq.Header.Get("Range"); rh != "" {
+		st, err := f.Stat()
+		if err != nil {
+			h.fail(w, rq, &apierr.Error{Code: apierr.SysInternal, Err: err})
+			return
+		}
+		switch singleRange(rh, st.Size()) {
+		case rangeIgnore:
+			rq.Header.Del("Range")
+		case rangeUnsatisfiable:
+			hd.Del("Content-Type")
+			hd.Set("Content-Range", "bytes */"+strconv.FormatInt(st.Size(), 10))
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+	}
 	http.ServeContent(w, rq.Request, "", time.UnixMilli(info.CreatedAt), f)
+}
+
+type rangeKind int
+
+const (
+	rangeIgnore        rangeKind = iota // not one well-formed byte range
+	rangeOK                             // one satisfiable range
+	rangeUnsatisfiable                  // one range that starts past the end
+)
+
+// singleRange classifies a Range header for a file of size bytes:
+// "bytes=a-b", "bytes=a-" and "bytes=-n" are the single-range forms.
+func singleRange(h string, size int64) rangeKind {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return rangeIgnore
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return rangeIgnore
+	}
+	num := func(s string) (int64, bool) {
+		if s == "" || len(s) > 18 || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	if first == "" { // suffix: the last n bytes
+		n, ok := num(last)
+		switch {
+		case !ok:
+			return rangeIgnore
+		case n == 0 || size == 0:
+			return rangeUnsatisfiable
+		}
+		return rangeOK
+	}
+	a, ok := num(first)
+	if !ok {
+		return rangeIgnore
+	}
+	if last != "" {
+		if b, ok := num(last); !ok || b < a {
+			return rangeIgnore
+		}
+	}
+	if a >= size {
+		return rangeUnsatisfiable
+	}
+	return rangeOK
 }
 
 // ---- POST /admin/v1/backups/restores ----

@@ -349,8 +349,36 @@ func TestBackups_DownloadWholeFileAndSingleRange206(t *testing.T) {
 	if resp.StatusCode != 206 || !bytes.Equal(part, raw[len(raw)-5:]) {
 		t.Fatalf("suffix range: %d", resp.StatusCode)
 	}
-	if resp, _ := download(t, fx.srv, b.BackupID, fmt.Sprintf("bytes=%d-", len(raw)+10)); resp.StatusCode != 416 {
-		t.Fatalf("unsatisfiable range: %d", resp.StatusCode)
+	for _, rng := range []string{fmt.Sprintf("bytes=%d-", len(raw)+10), fmt.Sprintf("bytes=%d-%d", len(raw), len(raw)+5), "bytes=-0"} {
+		resp, body := download(t, fx.srv, b.BackupID, rng)
+		if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", len(raw)) ||
+			resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("X-Request-ID") == "" || len(body) != 0 {
+			t.Fatalf("unsatisfiable range %q: %d %v %q", rng, resp.StatusCode, resp.Header, body)
+		}
+	}
+	// Not one well-formed byte range: ignored, the whole file is served.
+	for _, rng := range []string{"bytes=abc", "bytes=0-1,5-9", "items=0-5", "bytes=9-3", "bytes=--5"} {
+		resp, body := download(t, fx.srv, b.BackupID, rng)
+		if resp.StatusCode != 200 || !bytes.Equal(body, raw) || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("ignored range %q: %d, %d bytes", rng, resp.StatusCode, len(body))
+		}
+	}
+	resp, part = download(t, fx.srv, b.BackupID, "bytes=-7")
+	if resp.StatusCode != 206 || !bytes.Equal(part, raw[len(raw)-7:]) {
+		t.Fatalf("suffix length range: %d", resp.StatusCode)
+	}
+}
+
+func TestSingleRange(t *testing.T) {
+	for h, want := range map[string]rangeKind{
+		"bytes=0-0": rangeOK, "bytes=0-": rangeOK, "bytes=99-": rangeOK, "bytes=-1": rangeOK, "bytes=-500": rangeOK, "bytes=5-1000": rangeOK,
+		"bytes=100-": rangeUnsatisfiable, "bytes=100-200": rangeUnsatisfiable, "bytes=-0": rangeUnsatisfiable,
+		"bytes=": rangeIgnore, "bytes=-": rangeIgnore, "bytes=a-": rangeIgnore, "bytes=1-a": rangeIgnore, "bytes=+1-2": rangeIgnore,
+		"bytes=0-1,2-3": rangeIgnore, "bytes 0-1": rangeIgnore, "bytes=5-4": rangeIgnore, "bytes=99999999999999999999-": rangeIgnore,
+	} {
+		if got := singleRange(h, 100); got != want {
+			t.Errorf("singleRange(%q, 100) = %d, want %d", h, got, want)
+		}
 	}
 }
 
