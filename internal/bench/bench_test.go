@@ -441,10 +441,10 @@ func TestRESPEncoding_TokMeshAndRedisCommands(t *testing.T) {
 		want string
 	}{
 		{d, request{op: opValidate, idx: 1}, "*2\r\n$11\r\nTM.VALIDATE\r\n$8\r\ntmtk_abc\r\n"},
-		{d, request{op: opRevokeAll, user: 1}, "*2\r\n$14\r\nTM.REVOKE_USER\r\n$11\r\nbench-r1-u1\r\n"},
+		{d, request{op: opRevoke, idx: 1}, "*2\r\n$9\r\nTM.REVOKE\r\n$6\r\ntmss-1\r\n"},
 		{d, request{op: opRenew, idx: 1}, "*3\r\n$8\r\nTM.RENEW\r\n$6\r\ntmss-1\r\n$3\r\n600\r\n"},
 		{r, request{op: opValidate, idx: 1}, "*2\r\n$3\r\nGET\r\n$14\r\ntmbench:r1:s:1\r\n"},
-		{r, request{op: opRevokeAll, user: 1}, "*3\r\n$3\r\nDEL\r\n$14\r\ntmbench:r1:s:1\r\n$14\r\ntmbench:r1:s:3\r\n"},
+		{r, request{op: opRevoke, idx: 1}, "*2\r\n$3\r\nDEL\r\n$14\r\ntmbench:r1:s:1\r\n"},
 		{r, request{op: opTouch, idx: 0}, "*3\r\n$6\r\nEXPIRE\r\n$14\r\ntmbench:r1:s:0\r\n$3\r\n600\r\n"},
 		{r, request{op: opCreate, seq: 9}, "*5\r\n$3\r\nSET\r\n$16\r\ntmbench:r1:n:7:9\r\n$256\r\n" + strings.Repeat("v", 256) + "\r\n$2\r\nEX\r\n$3\r\n600\r\n"},
 	} {

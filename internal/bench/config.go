@@ -142,11 +142,10 @@ const (
 	opTouch
 	opRenew
 	opRevoke
-	opRevokeAll
 	numOps
 )
 
-var opNames = [numOps]string{"validate", "create", "touch", "renew", "revoke", "revoke_all"}
+var opNames = [numOps]string{"validate", "create", "touch", "renew", "revoke"}
 
 // mix is the weight of every operation of the mixed scenario.
 type mix [numOps]int
@@ -174,7 +173,7 @@ func parseMix(s string) (mix, error) {
 		}
 		name = strings.TrimSpace(name)
 		idx := -1
-		for i, n := range opNames[:opRevokeAll] {
+		for i, n := range opNames {
 			if n == name {
 				idx = i
 			}

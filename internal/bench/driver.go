@@ -19,7 +19,7 @@ type request struct {
 	invalid bool   // validate of an unknown token (--invalid-ratio)
 	preload bool   // a create of the preload phase (idx names the slot)
 	idx     int32  // pool slot (validate/touch/renew/revoke/preload) or unknown-token slot
-	user    int64  // user number (create, revoke_all)
+	user    int64  // user number (create)
 	seq     int64  // per-worker create sequence (Redis keys)
 	key     string // revoke of a session created during the run (mixed)
 	sched   int64  // intended send time (run clock, ns); latency is measured from it

@@ -122,10 +122,6 @@ func (d *httpDriver) send(r *request) {
 		b = append(b, "/sessions/"...)
 		b = append(b, d.target(r)...)
 		b = append(b, "/revoke"...)
-	case opRevokeAll:
-		b = append(b, "/users/"...)
-		b = d.p.appendUser(b, r.user)
-		b = append(b, "/sessions/revoke"...)
 	}
 	b = append(b, d.head...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)

@@ -17,8 +17,8 @@ type pool struct {
 	tokens  []string // preloaded tokens (TokMesh only)
 	ids     []string // preloaded session IDs (TokMesh) or keys (Redis)
 	unknown []string // tokens (TokMesh) or keys (Redis) that name nothing
-	// groups: preloaded slot i belongs to user i % groups, so revoke_all of
-	// user u ends exactly the slots u, u+groups, u+2·groups, …
+	// groups: preloaded slot i belongs to user i % groups, spreading the
+	// preload over the users (under the per-user quota).
 	groups int
 	users  int   // --users
 	ttl    int64 // seconds
@@ -70,13 +70,4 @@ func (p *pool) appendUser(b []byte, n int64) []byte {
 	b = append(b, p.run...)
 	b = append(b, "-u"...)
 	return strconv.AppendInt(b, n, 10)
-}
-
-// slotsOf returns how many preloaded slots user u owns.
-func (p *pool) slotsOf(u int64) int {
-	n := len(p.ids)
-	if int(u) >= n {
-		return 0
-	}
-	return (n - int(u) + p.groups - 1) / p.groups
 }

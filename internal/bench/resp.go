@@ -16,7 +16,6 @@ import (
 //	touch      TM.TOUCH sid                    EXPIRE key ttl
 //	renew      TM.RENEW sid ttl                EXPIRE key ttl
 //	revoke     TM.REVOKE sid                   DEL key
-//	revoke_all TM.REVOKE_USER uid              DEL key… (the user's preloaded keys)
 type respDriver struct {
 	connRef
 	dial   dialer
@@ -150,11 +149,6 @@ func (d *respDriver) encodeTM(b []byte, r *request) []byte {
 		b = appendArr(b, 2)
 		b = appendBulk(b, "TM.REVOKE")
 		return appendBulk(b, d.target(r))
-	case opRevokeAll:
-		d.ubuf = d.p.appendUser(d.ubuf[:0], r.user)
-		b = appendArr(b, 2)
-		b = appendBulk(b, "TM.REVOKE_USER")
-		return appendBulkB(b, d.ubuf)
 	}
 	return b
 }
@@ -197,14 +191,6 @@ func (d *respDriver) encodeRedis(b []byte, r *request) []byte {
 		b = appendArr(b, 2)
 		b = appendBulk(b, "DEL")
 		return appendBulk(b, d.target(r))
-	case opRevokeAll:
-		n := d.p.slotsOf(r.user)
-		b = appendArr(b, n+1)
-		b = appendBulk(b, "DEL")
-		for i := int(r.user); i < len(d.p.ids); i += d.p.groups {
-			b = appendBulk(b, d.p.ids[i])
-		}
-		return b
 	}
 	return b
 }

@@ -64,7 +64,7 @@ type role uint8
 
 const (
 	roleLoad    role = iota // the scenario's operations (validators in revoke-storm)
-	roleRevoker             // revoke-storm: revokes users as fast as allowed
+	roleRevoker             // revoke-storm: revokes the preloaded sessions as fast as allowed
 )
 
 // worker owns one connection and its own histograms (merged at the end).
@@ -265,20 +265,20 @@ func (w *worker) next(rq *request) bool {
 	*rq = request{}
 	switch {
 	case w.role == roleRevoker:
-		u := m.storm.nextUser.Add(1) - 1
-		if u >= int64(m.pool.groups) {
+		// One preloaded session after another (07-tools §2: revoke-storm
+		// "revokes the preloaded sessions"), each by its ID.
+		i := m.storm.next.Add(1) - 1
+		if i >= int64(len(m.pool.ids)) {
 			return false
 		}
-		rq.op, rq.user = opRevokeAll, u
-		for i := int(u); i < len(m.pool.ids); i += m.pool.groups {
-			m.storm.revokeSent[i].Store(true)
-		}
+		rq.op, rq.idx = opRevoke, int32(i)
+		m.storm.revokeSent[i].Store(true)
 		return true
 	case m.cfg.Scenario == ScenarioCreate:
 		rq.op = opCreate
 	case m.cfg.Scenario == ScenarioMixed:
 		x := w.rng.IntN(m.mixTotal)
-		for o := op(0); o < opRevokeAll; o++ {
+		for o := op(0); o < numOps; o++ {
 			if x < m.mix[o] {
 				rq.op = o
 				break
@@ -359,12 +359,10 @@ func (w *worker) complete(rq *request, res result, sent, t int64) {
 				default:
 				}
 			}
+		case rq.op == opRevoke && m.storm != nil:
+			w.acked(rq.idx, t)
 		case rq.op == opRevoke:
 			w.lastRv = rq.key
-		case rq.op == opRevokeAll:
-			for i := int(rq.user); i < len(m.pool.ids); i += m.pool.groups {
-				w.acked(int32(i), t)
-			}
 		}
 	case outInvalid:
 		switch {
@@ -455,7 +453,7 @@ func (w *worker) fail(from, n int, err error) {
 
 // stormState is the shared state of revoke-storm, per preloaded slot.
 type stormState struct {
-	nextUser   atomic.Int64
+	next       atomic.Int64 // next preloaded slot to revoke
 	revokeSent []atomic.Bool
 	ackAt      []atomic.Int64 // run clock; 0 = not acknowledged
 	seenAt     []atomic.Int64 // first validation that saw it revoked; 0 = none
