@@ -269,6 +269,24 @@ func TestList_FiltersAndPaging(t *testing.T) {
 	if st != 200 || page.Total != 5 || len(page.Items) != 2 || page.Page != 2 || page.Size != 2 {
 		t.Fatalf("%d %s", st, env.Data)
 	}
+	// Time bounds are exclusive; created_before=0 is a bound nothing meets,
+	// not "no bound"; the other two at 0 admit everything.
+	for q, want := range map[string]int{"created_before=0": 0, "created_before=1": 0, "created_before=00": 0,
+		"created_after=0": 6, "active_after=0": 6, "created_before=99999999999999": 6} {
+		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")
+		page.Total = -1
+		json.Unmarshal(env.Data, &page)
+		if st != 200 || page.Total != want {
+			t.Errorf("%s: %d total %d, want %d", q, st, page.Total, want)
+		}
+	}
+	// A parameter given twice is refused, whichever it is.
+	for _, q := range []string{"user_id=list-user&user_id=", "size=5&size=5", "sort_by=created_at&sort_by=last_active"} {
+		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")
+		if st != 400 || env.Code != "TM-ARG-1001" || env.Details["param"] == nil {
+			t.Errorf("%s: %d %s %v", q, st, env.Code, env.Details)
+		}
+	}
 	st, env, _ = call(t, srv, "POST", "/users/list-user/sessions/revoke", "")
 	if st != 200 || string(env.Data) != `{"user_id":"list-user","revoked_count":5}` {
 		t.Fatalf("revoke all: %d %s", st, env.Data)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -370,9 +371,13 @@ func parsePaging(q url.Values) (page, size int, aerr *apierr.Error) {
 
 func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 	q := rq.URL.Query()
-	for k := range q {
+	for k, v := range q {
 		if !listParams[k] {
 			h.fail(w, rq, badParam(k, "unknown parameter"))
+			return
+		}
+		if len(v) > 1 { // which one would count is a guess: refuse
+			h.fail(w, rq, badParam(k, "given more than once"))
 			return
 		}
 	}
@@ -404,6 +409,11 @@ func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 				return
 			}
 			*p.dst = n
+			if p.dst == &lq.CreatedBefore && n == 0 {
+				// ListQuery reads 0 as "no bound", but created_before=0
+				// is a bound nothing meets: the lowest one stands in.
+				lq.CreatedBefore = math.MinInt64
+			}
 		}
 	}
 	switch v := q.Get("sort_by"); v {
