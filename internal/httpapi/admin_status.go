@@ -271,6 +271,9 @@ func (h *Handler) adminWALStatus(rq *request) (int, []byte, *apierr.Error) {
 		KeyID: e.KeyID().String()}
 	ws := e.WALStats()
 	st.LastSeq = ws.LastSeq
+	if !ws.LastFsyncAt.IsZero() {
+		st.LastFsyncAt = ws.LastFsyncAt.UnixMilli()
+	}
 	if err := e.Fatal(); err != nil && strings.Contains(err.Error(), "fsync") {
 		st.FsyncFailures = 1 // the engine stops at the first storage failure, so there is never a second
 	}

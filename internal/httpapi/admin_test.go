@@ -638,6 +638,7 @@ func TestAdminConfig_GetValidateReload(t *testing.T) {
 func TestAdminWALStatus_ReportsSegmentsAndSnapshot(t *testing.T) {
 	hs := newAdminHarness(t, nil)
 	hs.expect(nil, "POST", "/sessions", `{"user_id":"u-wal"}`, 201, "OK")
+	before := time.Now().UnixMilli()
 	if err := hs.eng.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -652,6 +653,10 @@ func TestAdminWALStatus_ReportsSegmentsAndSnapshot(t *testing.T) {
 		ws.TotalBytes <= 0 || ws.FirstSeq != 1 || ws.LastSeq < 1 || ws.KeyID != hs.eng.KeyID().String() || ws.Cipher == "" ||
 		ws.LastSnapshot.File != filepath.Base(snap.Path) || ws.LastSnapshot.CoveredSeq != snap.CoveredSeq || ws.LastSnapshot.CreatedAt == 0 {
 		t.Fatalf("wal status %s (snapshot %+v)", r.env.Data, snap)
+	}
+	// The snapshot may fsync the WAL again; either way it is after Sync began.
+	if ws.LastFsyncAt < before || ws.LastFsyncAt > time.Now().UnixMilli() {
+		t.Fatalf("last_fsync_at %d, want within [%d, now]", ws.LastFsyncAt, before)
 	}
 }
 

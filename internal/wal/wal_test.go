@@ -250,6 +250,7 @@ func TestAppendOrder_ConcurrentAppendersKeepSeqPayloadBinding(t *testing.T) {
 func TestGroupCommit_AlwaysMode64WritersShareFsyncs(t *testing.T) {
 	dir := t.TempDir()
 	var hookCalls, hookRecords atomic.Uint64
+	started := time.Now()
 	w := openTest(t, Options{Dir: dir, SyncMode: SyncAlways, OnFsync: func(d time.Duration, n uint64) {
 		if d <= 0 {
 			t.Errorf("fsync hook: duration %v", d)
@@ -280,6 +281,9 @@ func TestGroupCommit_AlwaysMode64WritersShareFsyncs(t *testing.T) {
 	wg.Wait()
 	st := w.Stats()
 	t.Logf("records %d, fsyncs %d, batches %d", st.Records, st.Fsyncs, st.Batches)
+	if st.LastFsyncAt.Before(started) || st.LastFsyncAt.After(time.Now()) {
+		t.Fatalf("LastFsyncAt %v, want between %v and now", st.LastFsyncAt, started)
+	}
 	if st.Records != writers*each {
 		t.Fatalf("records %d", st.Records)
 	}

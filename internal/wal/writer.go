@@ -95,6 +95,7 @@ type Stats struct {
 	Batches      uint64        // write(2) batches
 	Fsyncs       uint64        // file fsyncs
 	LastFsync    time.Duration // duration of the most recent fsync
+	LastFsyncAt  time.Time     // when the most recent fsync completed (zero: none yet)
 	QueueDepth   int           // records appended but not yet taken by the writer
 	LastSeq      uint64        // last assigned seq
 	WrittenSeq   uint64        // highest seq written to the OS
@@ -222,6 +223,7 @@ type Writer struct {
 	batches      atomic.Uint64
 	fsyncs       atomic.Uint64
 	lastFsync    atomic.Int64
+	lastFsyncAt  atomic.Int64 // Unix ns, 0 = none yet
 }
 
 // Open starts a new segment (ID = highest existing + 1) whose first seq is
@@ -448,6 +450,9 @@ func (w *Writer) Stats() Stats {
 	s.Batches = w.batches.Load()
 	s.Fsyncs = w.fsyncs.Load()
 	s.LastFsync = time.Duration(w.lastFsync.Load())
+	if at := w.lastFsyncAt.Load(); at != 0 {
+		s.LastFsyncAt = time.Unix(0, at)
+	}
 	return s
 }
 
@@ -585,8 +590,10 @@ func (w *Writer) sync() (int, error) {
 	if err := w.f.Sync(); err != nil {
 		return 0, fmt.Errorf("wal: fsync %s: %w", w.segPath, err)
 	}
-	took := time.Since(start)
+	end := time.Now()
+	took := end.Sub(start)
 	w.lastFsync.Store(int64(took))
+	w.lastFsyncAt.Store(end.UnixNano())
 	w.fsyncs.Add(1)
 	if w.opts.OnFsync != nil {
 		w.opts.OnFsync(took, w.lastWritten-w.lastSynced)
