@@ -52,7 +52,7 @@ func TestFixtures_WALVerifyDetectsEachAndRepairFixesTheRepairable(t *testing.T) 
 		{"torn-last-record", 0, "WARNING", false},
 		{"flipped-byte-mid-segment", 1, "PROBLEM", true},
 		{"truncated-header", 1, "PROBLEM", true},
-		{"wrong-key", 1, "rekey", false},
+		{"wrong-key", 78, "rekey", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -20,12 +20,17 @@ func newRekey(g *globals) *cobra.Command {
 	var newKeyFile string
 	cmd := &cobra.Command{
 		Use:   "rekey --new-key-file FILE",
-		Short: "Re-encrypt every WAL segment, snapshot and backup under a new master key",
-		Long: `rekey re-encrypts every WAL segment, snapshot and backup under the key in
---new-key-file, replacing each file atomically. Re-running after an
-interruption finishes the job: files already under the new key ID are
-skipped. When the old key was <data-dir>/master.key, that file is replaced
-last.`,
+		Short: "Re-encrypt every WAL segment, snapshot, backup and the control store under a new master key",
+		Long: `rekey re-encrypts every WAL segment, snapshot, backup and control store file
+(control/keys.snap, control/keys.log) under the key in --new-key-file,
+replacing each file atomically (temp file, fsync, rename, directory fsync).
+Re-running after an interruption finishes the job: files already under the
+new key ID are skipped. When the old key was <data-dir>/master.key, that file
+is replaced last.
+
+Exit codes: 0 done; 1 a file is damaged (run verify; nothing more is
+changed); 74 I/O error; 78 no key, or a file under a key that is neither the
+current nor the new one.`,
 		Example: "  tokmesh-server keygen --out /etc/tokmesh-server/new.key\n  tokmesh-walctl rekey --data-dir ./data --new-key-file /etc/tokmesh-server/new.key",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,9 +53,16 @@ last.`,
 			if oldKey.ID() == newKey.ID() {
 				return exitf(ExitUsage, "the new key is the current key (id %s)", oldKey.ID())
 			}
-			rewritten, skipped, err := wal.Rekey(g.walDir(), oldKey, newKey)
+			// The control store first: it is checked completely before any
+			// of its files changes, and without it the server cannot start.
+			rewritten, skipped, err := rekeyControl(g.dataDir, oldKey, newKey)
 			if err != nil {
-				return exitf(ExitIO, "WAL: %v", err)
+				return err
+			}
+			n, k, err := wal.Rekey(g.walDir(), oldKey, newKey)
+			rewritten, skipped = rewritten+n, skipped+k
+			if err != nil {
+				return rekeyError("WAL", err)
 			}
 			snaps, _ := snapshot.List(g.snapDir())
 			backs, _ := filepath.Glob(filepath.Join(g.backDir(), "*.tmbak"))
@@ -58,7 +70,7 @@ last.`,
 			for _, p := range append(snaps, backs...) {
 				did, err := rekeySnapshot(p, oldKey, newKey)
 				if err != nil {
-					return exitf(ExitIO, "%s: %v", p, err)
+					return rekeyError(p, err)
 				}
 				if did {
 					rewritten++
@@ -91,6 +103,17 @@ last.`,
 	}
 	cmd.Flags().StringVar(&newKeyFile, "new-key-file", "", "file with the new 64-hex-char master key (tokmesh-server keygen)")
 	return cmd
+}
+
+// rekeyError maps a WAL or snapshot rekey failure to its exit code.
+func rekeyError(what string, err error) error {
+	switch {
+	case errors.Is(err, wal.ErrKeyMismatch), errors.Is(err, snapshot.ErrKeyMismatch):
+		return exitf(ExitNoKey, "%s: %v", what, err)
+	case errors.Is(err, wal.ErrCorrupt), errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, wal.ErrFormatVersion), errors.Is(err, snapshot.ErrFormatVersion):
+		return exitf(ExitProblems, "%s: %v (run `tokmesh-walctl verify`; files not yet re-encrypted are unchanged)", what, err)
+	}
+	return exitf(ExitIO, "%s: %v", what, err)
 }
 
 // rekeySnapshot rewrites one snapshot or backup under newKey; false when it
@@ -151,12 +174,19 @@ func newBackup(g *globals) *cobra.Command {
 			}
 			d := describeSnapshot(args[0], nil)
 			if g.output == "json" {
-				return g.json(map[string]any{"file": args[0], "kind": d.Kind, "covered_seq": d.CoveredSeq, "node_id": d.NodeID,
+				m := map[string]any{"file": args[0], "kind": d.Kind, "covered_seq": d.CoveredSeq, "node_id": d.NodeID,
 					"cluster_id": d.ClusterID, "partitions": d.Partitions, "cipher": d.Cipher, "key_id": d.KeyID,
-					"created_at": d.CreatedAt, "bytes": d.Bytes, "metadata": rawOrNull(h.Meta)})
+					"created_at": d.CreatedAt, "bytes": d.Bytes, "counts": d.Counts, "counts_verified": false, "metadata": rawOrNull(h.Meta)}
+				if d.Error != "" {
+					m["error"] = d.Error
+				}
+				return g.json(m)
 			}
-			fmt.Fprintf(g.stdout, "file:        %s\nkind:        %s\ncovered seq: %d\nnode:        %s\ncluster:     %q\npartitions:  %d\ncipher:      %s\nkey id:      %s\ncreated:     %s\nbytes:       %d\nmetadata:    %s\n",
-				args[0], d.Kind, d.CoveredSeq, d.NodeID, d.ClusterID, d.Partitions, d.Cipher, d.KeyID, d.CreatedAt, d.Bytes, string(h.Meta))
+			fmt.Fprintf(g.stdout, "file:        %s\nkind:        %s\ncovered seq: %d\nnode:        %s\ncluster:     %q\npartitions:  %d\ncipher:      %s\nkey id:      %s\ncreated:     %s\nbytes:       %d\ncounts:      %s\nmetadata:    %s\n",
+				args[0], d.Kind, d.CoveredSeq, d.NodeID, d.ClusterID, d.Partitions, d.Cipher, d.KeyID, d.CreatedAt, d.Bytes, countsText(d.Counts), string(h.Meta))
+			if note := snapNote(&d); note != "" {
+				fmt.Fprintf(g.stdout, "note:        %s\n", note)
+			}
 			return nil
 		},
 	}

@@ -1,6 +1,7 @@
 // Package walctl implements tokmesh-walctl, the offline storage tool:
-// inspect, verify, dump, repair and rekey the WAL and snapshots of a data
-// dir, and inspect/verify backup files (05-storage §8).
+// inspect, verify, dump, repair and rekey the WAL, snapshots, backups and
+// control store of a data dir, and inspect/verify backup files
+// (05-storage §8).
 //
 // Every command that takes a data dir acquires its LOCK first and refuses
 // (exit 75) while a live server holds it; backup commands operate on a file
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/yndnr/tokmesh-go/internal/buildinfo"
@@ -66,7 +68,9 @@ type globals struct {
 	getenv  func(string) string
 }
 
-// Options lets tests run the tool in-process.
+// Options lets tests run the tool in-process. Nil fields mean the process's
+// own: os.Stdout, os.Stderr, os.Stdin, os.Getenv; a nil IsTTY asks whether
+// Stdin is a terminal.
 type Options struct {
 	Stdout, Stderr io.Writer
 	Stdin          io.Reader
@@ -87,7 +91,8 @@ func Run(args []string, o Options) int {
 		g.stdin = os.Stdin
 	}
 	if g.isTTY == nil {
-		g.isTTY = stdinIsTTY
+		stdin := g.stdin
+		g.isTTY = func() bool { return isTerminal(stdin) }
 	}
 	if g.getenv == nil {
 		g.getenv = os.Getenv
@@ -117,9 +122,9 @@ func newRoot(g *globals) *cobra.Command {
 		Use:   "tokmesh-walctl",
 		Short: "Inspect, verify, dump, repair and re-encrypt TokMesh storage offline",
 		Long: `tokmesh-walctl works on a stopped node's data dir: the encrypted WAL,
-snapshots and backups. It takes the data dir lock first and refuses to run
-while a server holds it. The master key is found in --key-file, then
-TOKMESH_ENCRYPTION_KEY, then <data-dir>/master.key.
+snapshots, backups and control store. It takes the data dir lock first and
+refuses to run while a server holds it. The master key is found in
+--key-file, then TOKMESH_ENCRYPTION_KEY, then <data-dir>/master.key.
 
 Exit codes: 0 ok, 1 problems found, 64 usage, 66 not found, 74 I/O error,
 75 data dir locked by a running server, 78 no key or key ID mismatch.`,
@@ -209,9 +214,15 @@ func (g *globals) json(v any) error {
 	return enc.Encode(v)
 }
 
-func stdinIsTTY() bool {
-	st, err := os.Stdin.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// isTerminal reports whether r is a terminal. A character device is not
+// enough (/dev/null is one): go-isatty asks the terminal driver (an ioctl on
+// Unix, GetConsoleMode on Windows, plus Cygwin/MSYS pipes).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
 
 // jsonRaw embeds metadata that is already JSON.

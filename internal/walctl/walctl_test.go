@@ -141,14 +141,28 @@ func TestVerify_FlippedSnapshotChunkByteExits1(t *testing.T) {
 	}
 }
 
-func TestVerify_WrongKeyReportsMismatch(t *testing.T) {
+// 05-storage §8: exit 78 is "no key available or key ID mismatch", as for
+// dump and repair.
+func TestVerify_WrongKeyExits78(t *testing.T) {
 	dir, _ := makeDataDir(t, 20)
 	other := filepath.Join(t.TempDir(), "other.key")
 	k, _ := crypt.GenerateMasterKey()
 	crypt.WriteKeyFile(other, k)
 	code, out, _ := run(t, "verify", "--data-dir", dir, "--key-file", other)
-	if code != 1 || !strings.Contains(out, "rekey") {
+	if code != 78 || !strings.Contains(out, "rekey") || !strings.Contains(out, "key_mismatch") || strings.Contains(out, "repair") {
 		t.Fatalf("code %d out %s", code, out)
+	}
+	if code, _, _ := run(t, "dump", "--data-dir", dir, "--key-file", other); code != 78 {
+		t.Fatalf("dump with the wrong key: %d", code)
+	}
+	// Corruption found besides the mismatch is still exit 1: fixing the
+	// key would not make it go away.
+	seg := lastSeg(t, dir)
+	b, _ := os.ReadFile(seg)
+	b[len(b)/2] ^= 0x10
+	os.WriteFile(seg, b, 0o600)
+	if code, out, _ := run(t, "verify", "--data-dir", dir, "--key-file", other); code != 1 {
+		t.Fatalf("wrong key and a flipped byte: code %d out %s", code, out)
 	}
 }
 
