@@ -11,9 +11,10 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/buildinfo"
 )
 
-// A standalone node describes itself as the only node: no cluster ID, no
-// Raft (leader_id and raft_role are ""), every partition primary here and
-// active, lease always valid. remove and rebalance need cluster mode.
+// A standalone node describes itself as the only node (decisions D22): no
+// cluster ID, its own leader (leader_id its node ID, raft_role "leader",
+// voters itself, term 0), every partition primary here and active, lease
+// always valid. remove and rebalance need cluster mode.
 
 type clusterSummary struct {
 	Mode      string   `json:"mode"`
@@ -82,7 +83,8 @@ func marshalData(v any) (int, []byte, *apierr.Error) {
 // GET /admin/v1/cluster/status
 func (h *Handler) adminClusterStatus(rq *request) (int, []byte, *apierr.Error) {
 	a := h.admin()
-	s := clusterSummary{Mode: "standalone", Voters: []string{}, Warnings: []string{}, Health: "healthy"}
+	node := a.nodeID()
+	s := clusterSummary{Mode: "standalone", LeaderID: node, Voters: []string{node}, Warnings: []string{}, Health: "healthy"}
 	s.Nodes.Alive = 1
 	s.Partitions.Total = a.partitions()
 	if ok, _, _ := h.cfg.Ready(); !ok {
@@ -96,7 +98,7 @@ func (h *Handler) adminClusterStatus(rq *request) (int, []byte, *apierr.Error) {
 // GET /admin/v1/cluster/nodes
 func (h *Handler) adminClusterNodes(rq *request) (int, []byte, *apierr.Error) {
 	a := h.admin()
-	n := clusterNode{NodeID: a.nodeID(), AdvertiseAddress: a.config().Cluster.AdvertiseAddress, State: "alive",
+	n := clusterNode{NodeID: a.nodeID(), AdvertiseAddress: a.config().Cluster.AdvertiseAddress, State: "alive", RaftRole: "leader",
 		Version: buildinfo.Version, LastSeen: time.Now().UnixMilli(), LeaseValid: true, PartitionsPrimary: a.partitions()}
 	if e := a.engine(); e != nil {
 		n.JoinedAt = e.Node().CreatedAt
@@ -106,7 +108,7 @@ func (h *Handler) adminClusterNodes(rq *request) (int, []byte, *apierr.Error) {
 		q, p := a.Traffic()
 		n.QPS, n.P99Ms = finite(q), finite(p)
 	}
-	return marshalData(map[string]any{"cluster_id": "", "leader_id": "", "nodes": []clusterNode{n}})
+	return marshalData(map[string]any{"cluster_id": "", "leader_id": n.NodeID, "nodes": []clusterNode{n}})
 }
 
 // GET /admin/v1/cluster/partitions

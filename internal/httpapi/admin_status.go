@@ -55,8 +55,8 @@ type statusObject struct {
 }
 
 // clusterOfNode is the status object's cluster part. Standalone: no
-// cluster ID, no Raft (leader_id and raft_role ""), the lease is always
-// valid and this node is primary for every partition.
+// cluster ID, the node is its own leader (D22), the lease is always valid
+// and this node is primary for every partition.
 type clusterOfNode struct {
 	ClusterID         string `json:"cluster_id"`
 	LeaderID          string `json:"leader_id"`
@@ -113,7 +113,7 @@ func (h *Handler) buildStatus(now time.Time) *statusObject {
 	if h.cfg.Audit != nil {
 		s.AuditLastHash = h.cfg.Audit.LastHash()
 	}
-	s.Cluster = clusterOfNode{LeaseValid: true, PartitionsPrimary: a.partitions()}
+	s.Cluster = clusterOfNode{LeaderID: s.NodeID, RaftRole: "leader", LeaseValid: true, PartitionsPrimary: a.partitions()}
 	return s
 }
 
