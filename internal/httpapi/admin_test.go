@@ -464,7 +464,7 @@ func TestAdminStatus_DescribesTheNode(t *testing.T) {
 		st.UptimeSeconds < 59 || st.StartedAt == 0 || st.GoVersion == "" || st.Goroutines == 0 || st.Memory.HeapBytes == 0 ||
 		st.Memory.RSSBytes == 0 || st.WAL.SyncMode != "interval" || st.WAL.LastSeq == 0 || st.KeyID != hs.eng.KeyID().String() ||
 		st.QPS != 12.5 || st.P99Ms != 3.25 || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(st.AuditLastHash) ||
-		st.Cluster.PartitionsPrimary != 256 || !st.Cluster.LeaseValid || st.Cipher == "" {
+		st.Cluster.PartitionsPrimary != 256 || !st.Cluster.LeaseValid || st.Cluster.RaftRole != "leader" || st.Cluster.LeaderID != st.NodeID || st.Cipher == "" {
 		t.Fatalf("status %s", r.env.Data)
 	}
 	// Cached for up to a second: a new session does not show at once...
@@ -535,15 +535,19 @@ func TestAdminCluster_StandaloneDescriptions(t *testing.T) {
 	hs := newAdminHarness(t, nil)
 	var cs clusterSummary
 	hs.expect(nil, "GET", "/admin/v1/cluster/status", "", 200, "OK").data(t, &cs)
-	if cs.Mode != "standalone" || cs.Health != "healthy" || cs.Nodes.Alive != 1 || cs.Partitions.Total != 256 || cs.Voters == nil {
+	self := hs.eng.Node().NodeID
+	if cs.Mode != "standalone" || cs.Health != "healthy" || cs.Nodes.Alive != 1 || cs.Partitions.Total != 256 ||
+		cs.LeaderID != self || len(cs.Voters) != 1 || cs.Voters[0] != self {
 		t.Fatalf("cluster status %+v", cs)
 	}
 	var nodes struct {
 		ClusterID string        `json:"cluster_id"`
+		LeaderID  string        `json:"leader_id"`
 		Nodes     []clusterNode `json:"nodes"`
 	}
 	hs.expect(nil, "GET", "/admin/v1/cluster/nodes", "", 200, "OK").data(t, &nodes)
-	if len(nodes.Nodes) != 1 || nodes.Nodes[0].NodeID != hs.eng.Node().NodeID || nodes.Nodes[0].State != "alive" || nodes.Nodes[0].PartitionsPrimary != 256 {
+	if len(nodes.Nodes) != 1 || nodes.Nodes[0].NodeID != self || nodes.Nodes[0].State != "alive" || nodes.Nodes[0].PartitionsPrimary != 256 ||
+		nodes.LeaderID != self || nodes.Nodes[0].RaftRole != "leader" {
 		t.Fatalf("nodes %+v", nodes)
 	}
 	var parts struct {
