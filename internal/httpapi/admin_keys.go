@@ -229,7 +229,7 @@ func (h *Handler) adminKeyRotate(w http.ResponseWriter, rq *request) {
 		grace    int64
 		graceSet bool
 	)
-	aerr := adminBody(rq, field{name: "grace_seconds", dst: &grace, set: &graceSet})
+	aerr := adminBody(rq, field{name: "grace_seconds", dst: &grace, set: &graceSet, bounded: true})
 	if aerr == nil && graceSet && (grace < 0 || grace > maxGraceSeconds) {
 		aerr = badField("grace_seconds", "must be 0..86400")
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"unicode/utf8"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
@@ -17,6 +18,10 @@ type field struct {
 	dst      any // pointer passed to json.Unmarshal, or *map[string]string
 	required bool
 	set      *bool // optional: records presence (non-null)
+	// bounded: an *int64 field with an upper and lower range check; a
+	// JSON integer beyond int64 is stored saturated so that check refuses
+	// it with the field's code (out of range, not of the wrong type).
+	bounded bool
 }
 
 // decodeStrict decodes body as one JSON object: field names match exactly
@@ -80,7 +85,10 @@ func decodeGeneral(body []byte, fields []field) *apierr.Error {
 			}
 			*m = v
 		} else if err := json.Unmarshal(raw, f.dst); err != nil {
-			return apierr.Newf(apierr.SysMalformed, "field %q has the wrong type", name).WithDetail("field", name)
+			n, isInt := f.dst.(*int64)
+			if !isInt || !f.bounded || !saturateInt(raw, n) {
+				return apierr.Newf(apierr.SysMalformed, "field %q has the wrong type", name).WithDetail("field", name)
+			}
 		}
 		if f.set != nil {
 			*f.set = true
@@ -98,6 +106,26 @@ func decodeGeneral(body []byte, fields []field) *apierr.Error {
 		}
 	}
 	return nil
+}
+
+// saturateInt stores a JSON integer too large for an int64 as the nearest
+// int64 and reports whether raw was such an integer.
+func saturateInt(raw []byte, dst *int64) bool {
+	digits := bytes.TrimPrefix(raw, []byte("-"))
+	if len(digits) == 0 || (digits[0] == '0' && len(digits) > 1) {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	if len(digits) < len(raw) {
+		*dst = math.MinInt64
+	} else {
+		*dst = math.MaxInt64
+	}
+	return true
 }
 
 // decodeStringMap decodes a JSON object of strings, rejecting duplicate

@@ -58,10 +58,10 @@ func DecodeCreateSession(body []byte) (req session.CreateRequest, token string, 
 	aerr = decodeStrict(body,
 		field{name: "user_id", dst: &req.UserID, required: true},
 		field{name: "device_id", dst: &req.DeviceID},
-		field{name: "ttl_seconds", dst: &req.TTLSeconds, set: &ttlSet},
+		field{name: "ttl_seconds", dst: &req.TTLSeconds, set: &ttlSet, bounded: true},
 		field{name: "data", dst: &req.Data},
 		field{name: "token", dst: &token, set: &tokenSet},
-		field{name: "idle_timeout_seconds", dst: &req.IdleTimeoutSeconds, set: &idleSet},
+		field{name: "idle_timeout_seconds", dst: &req.IdleTimeoutSeconds, set: &idleSet, bounded: true},
 	)
 	req.TTLSet, req.IdleSet = ttlSet, idleSet
 	if aerr != nil {
@@ -172,7 +172,7 @@ func (h *Handler) renewSession(w http.ResponseWriter, rq *request) {
 		return
 	}
 	var ttl int64
-	if aerr := decodeStrict(body, field{name: "ttl_seconds", dst: &ttl, required: true}); aerr != nil {
+	if aerr := decodeStrict(body, field{name: "ttl_seconds", dst: &ttl, required: true, bounded: true}); aerr != nil {
 		h.fail(w, rq, aerr)
 		return
 	}
