@@ -43,6 +43,10 @@ const (
 	codeProto     = "BENCH-PROTO"       // a reply that is not what the operation answers
 	codeStale     = "BENCH-STALE-VALID" // revoke-storm: valid after the revocation was acknowledged
 	codeRedisMiss = "REDIS-NIL"         // Redis: a key that must exist did not (GET nil, EXPIRE 0)
+
+	// codeReplayRequired is the server's answer to a write without the
+	// anti-replay headers when they are required (04-security §5).
+	codeReplayRequired = "TM-AUTH-4016"
 )
 
 var (

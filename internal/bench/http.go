@@ -3,11 +3,16 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // httpDriver is a lean HTTP/1.1 keep-alive client for TokMesh's HTTP(S)
@@ -19,9 +24,19 @@ type httpDriver struct {
 	connRef
 	dial dialer
 	p    *pool
-	// head is "Host: …\r\nAuthorization: Bearer …\r\n…Content-Length: ".
+	// head is " HTTP/1.1\r\nHost: …\r\nAuthorization: Bearer …\r\n…" up to
+	// the per-request headers.
 	head  []byte
 	touch bool
+	// antiReplay (nil: off) sends X-Timestamp and X-Nonce on write routes
+	// (every POST but /tokens/validate, 04-security §5), the timestamp
+	// from this shared clock. The nonce is this driver's random prefix and
+	// a counter: unique without a random read per request.
+	antiReplay  *wallClock
+	noncePrefix []byte
+	nonceN      uint64
+	tsMS        int64  // the timestamp tsText holds
+	tsText      []byte // formatted once per clock tick, not per request
 
 	nc     net.Conn
 	r      *bufio.Reader
@@ -33,13 +48,77 @@ type httpDriver struct {
 	rbody []byte // response body when it is chunked or larger than r's buffer
 }
 
-func newHTTPDriver(d dialer, p *pool, cfg *Config) *httpDriver {
+// newHTTPDriver builds a driver; a non-nil antiReplay adds the anti-replay
+// headers to write requests.
+func newHTTPDriver(d dialer, p *pool, cfg *Config, antiReplay *wallClock) *httpDriver {
 	head := []byte(" HTTP/1.1\r\nHost: ")
 	head = append(head, cfg.hostPort()...)
 	head = append(head, "\r\nAuthorization: Bearer "...)
 	head = append(head, cfg.APIKey...)
-	head = append(head, "\r\nUser-Agent: tokmesh-bench\r\nContent-Type: application/json\r\nContent-Length: "...)
-	return &httpDriver{dial: d, p: p, head: head, touch: cfg.Touch}
+	head = append(head, "\r\nUser-Agent: tokmesh-bench\r\nContent-Type: application/json\r\n"...)
+	hd := &httpDriver{dial: d, p: p, head: head, touch: cfg.Touch, antiReplay: antiReplay}
+	if antiReplay != nil {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		hd.noncePrefix = append(hex.AppendEncode(nil, r[:]), '.') // 17 chars + the counter: ≥ 18 of 16..128
+	}
+	return hd
+}
+
+// appendAntiReplay appends X-Timestamp (Unix ms) and a fresh X-Nonce.
+func (d *httpDriver) appendAntiReplay(b []byte) []byte {
+	if ms := d.antiReplay.now(); ms != d.tsMS {
+		d.tsMS, d.tsText = ms, strconv.AppendInt(d.tsText[:0], ms, 10)
+	}
+	b = append(b, "X-Timestamp: "...)
+	b = append(b, d.tsText...)
+	b = append(b, "\r\nX-Nonce: "...)
+	b = append(b, d.noncePrefix...)
+	d.nonceN++
+	b = strconv.AppendUint(b, d.nonceN, 10)
+	return append(b, '\r', '\n')
+}
+
+// wallClock is the Unix time in ms, read from the system clock every
+// wallClockTick by its own goroutine, so that an anti-replay timestamp
+// costs an atomic load per request instead of a clock read. The server
+// accepts timestamps within security.anti_replay.timestamp_window (≥ 1 s)
+// of its clock; the tick keeps the error far below that.
+type wallClock struct {
+	ms   atomic.Int64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+const wallClockTick = 100 * time.Millisecond
+
+// startWallClock starts the clock; Close stops its goroutine.
+func startWallClock() *wallClock {
+	c := &wallClock{stop: make(chan struct{})}
+	c.ms.Store(time.Now().UnixMilli())
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(wallClockTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case now := <-t.C:
+				c.ms.Store(now.UnixMilli())
+			}
+		}
+	}()
+	return c
+}
+
+func (c *wallClock) now() int64 { return c.ms.Load() }
+
+// Close stops the clock's goroutine.
+func (c *wallClock) Close() {
+	close(c.stop)
+	c.wg.Wait()
 }
 
 func (d *httpDriver) ready() error {
@@ -124,6 +203,10 @@ func (d *httpDriver) send(r *request) {
 		b = append(b, "/revoke"...)
 	}
 	b = append(b, d.head...)
+	if d.antiReplay != nil && r.op != opValidate {
+		b = d.appendAntiReplay(b)
+	}
+	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, body...)

@@ -70,7 +70,15 @@ var (
 // stateless between runs: every run uses its own users).
 func startNode(t *testing.T) *node {
 	t.Helper()
-	sharedNodeOnce.Do(func() { sharedNode, sharedNodeErr = newNode() })
+	sharedNodeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tmbench")
+		if err != nil {
+			sharedNodeErr = err
+			return
+		}
+		nodeDir = dir
+		sharedNode, sharedNodeErr = newNode(dir, nil)
+	})
 	if sharedNodeErr != nil {
 		t.Fatal(sharedNodeErr)
 	}
@@ -79,12 +87,9 @@ func startNode(t *testing.T) *node {
 
 var nodeDir string
 
-func newNode() (*node, error) {
-	dir, err := os.MkdirTemp("", "tmbench")
-	if err != nil {
-		return nil, err
-	}
-	nodeDir = dir
+// newNode starts a node in dir; tweak (may be nil) adjusts its
+// configuration.
+func newNode(dir string, tweak func(*config.Config)) (*node, error) {
 	certFile, keyFile, err := writeCert(dir)
 	if err != nil {
 		return nil, err
@@ -100,6 +105,9 @@ func newNode() (*node, error) {
 	c.Server.Local.SocketPath = filepath.Join(dir, "a.sock")
 	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
 	c.Security.BruteForce.Exempt = []string{"127.0.0.0/8"} // --invalid-ratio sends unknown tokens
+	if tweak != nil {
+		tweak(c)
+	}
 	env := func(k string) string {
 		if k == "TOKMESH_ENCRYPTION_KEY" {
 			return strings.Repeat("5a", 32)

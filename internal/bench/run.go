@@ -126,7 +126,20 @@ func Run(ctx context.Context, cfg Config, out Output) (*Report, error) {
 		}
 		tm.newDriver = func(w int) driver { return newRESPDriver(dl, tm.pool, false, &cfg, w, auth) }
 	} else {
-		tm.newDriver = func(w int) driver { return newHTTPDriver(dl, tm.pool, &cfg) }
+		var antiReplay *wallClock
+		if cfg.Preload > 0 || cfg.Scenario != ScenarioValidate {
+			required, err := antiReplayRequired(&cfg, dl)
+			if err != nil {
+				return nil, err
+			}
+			if required {
+				antiReplay = startWallClock()
+				defer antiReplay.Close()
+				fmt.Fprintln(out.Stderr, "note: the server requires X-Timestamp/X-Nonce on writes (security.anti_replay.required): "+
+					"they are sent, and its nonce cache (nonce_cache_size nonces per nonce_ttl) bounds the write rate (TM-SYS-4290 beyond it)")
+			}
+		}
+		tm.newDriver = func(w int) driver { return newHTTPDriver(dl, tm.pool, &cfg, antiReplay) }
 	}
 
 	rep := &Report{Version: buildinfo.Version, Scenario: cfg.Scenario, Protocol: cfg.Protocol, Target: cfg.Target,
@@ -254,8 +267,39 @@ func probe(ctx context.Context, cfg *Config, tc *tls.Config) error {
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	needsIssuer := cfg.Preload > 0 || cfg.Scenario != ScenarioValidate
-	_, err = c.Revoke(pctx, "tmss-00000000000000000000000000")
+	_, err = c.Revoke(pctx, probeSessionID)
 	return setupErr(cfg, err, needsIssuer)
+}
+
+// probeSessionID names no session: revoking it has no effect.
+const probeSessionID = "tmss-00000000000000000000000000"
+
+// antiReplayRequired reports whether the HTTP target requires X-Timestamp
+// and X-Nonce on write routes (security.anti_replay.required): a revoke
+// that names nothing, sent without them, is refused with TM-AUTH-4016.
+// The headers are sent only then: present, they are enforced, and every
+// write then takes a slot of the server's nonce cache (nonce_cache_size
+// per nonce_ttl, default 100,000 per 60 s), which would cap the write
+// rate of a server that does not ask for them.
+func antiReplayRequired(cfg *Config, dl dialer) (bool, error) {
+	d := newHTTPDriver(dl, nil, cfg, nil)
+	defer d.close()
+	unreachable := func(err error) error {
+		return unavailableErr(fmt.Errorf("target %s unreachable: %v", cfg.Target, err))
+	}
+	if err := d.ready(); err != nil {
+		return false, unreachable(err)
+	}
+	rq := request{op: opRevoke, key: probeSessionID}
+	d.send(&rq)
+	if err := d.flush(); err != nil {
+		return false, unreachable(err)
+	}
+	res, err := d.receive(&rq)
+	if err != nil {
+		return false, unreachable(err)
+	}
+	return res.out == outError && string(res.code) == codeReplayRequired, nil
 }
 
 // setupErr maps a failure before measuring to its exit code.
