@@ -99,9 +99,9 @@ func TestLeaks_BadClientsLeaveNoGoroutinesAndTheServerKeepsServing(t *testing.T)
 		{"commands before AUTH", func(t *testing.T) {
 			r := dialRaw(t, e.addr)
 			r.send("GET", "tmss-x")
-			r.expect("-TM-AUTH-4010 no credentials")
+			r.expect("-TM-AUTH-4010 authentication required")
 			r.send("TM.VALIDATE", "tok")
-			r.expect("-TM-AUTH-4010 no credentials")
+			r.expect("-TM-AUTH-4010 authentication required")
 			r.c.Close()
 		}},
 		{"wrong arity", func(t *testing.T) {

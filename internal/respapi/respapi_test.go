@@ -262,7 +262,7 @@ func TestSessionCommandsAndErrors(t *testing.T) {
 	if _, err := v.Do(ctx, "TM.VALIDATE", b.Token).Text(); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, v.Do(ctx, "TM.CREATE", `{"user_id":"x"}`).Err(), "TM-AUTH-4030 ")
+	wantErr(t, v.Do(ctx, "TM.CREATE", `{"user_id":"x"}`).Err(), "TM-AUTH-4030 permission denied")
 	wantErr(t, v.Del(ctx, b.SessionID).Err(), "TM-AUTH-4030 ")
 	wantErr(t, v.Do(ctx, "TM.LIST", "u2").Err(), "TM-AUTH-4030 ")
 	m := e.client(auth.RoleMetrics, 2)
@@ -325,7 +325,7 @@ func TestHandshakeAndProtocolErrors(t *testing.T) {
 	r.send("PING")
 	r.expect("+PONG")
 	r.send("GET", "tmss-x")
-	r.expect("-TM-AUTH-4010 no credentials")
+	r.expect("-TM-AUTH-4010 authentication required")
 	r.send("FLUSHALL")
 	r.expect("-ERR unknown command 'FLUSHALL'")
 	r.send("MULTI")
@@ -335,7 +335,7 @@ func TestHandshakeAndProtocolErrors(t *testing.T) {
 	r.send("HELLO", "3", "AUTH", id, secret)
 	r.expect("-NOPROTO unsupported protocol version")
 	r.send("GET", "tmss-x") // still unauthenticated
-	r.expect("-TM-AUTH-4010 no credentials")
+	r.expect("-TM-AUTH-4010 authentication required")
 	r.send("AUTH", id, "wrong-secret")
 	r.expect("-TM-AUTH-4011 invalid credentials")
 	r.send("AUTH", id+":"+secret)
@@ -345,7 +345,7 @@ func TestHandshakeAndProtocolErrors(t *testing.T) {
 	r.send("AUTH", id, "wrong-secret") // a failed AUTH drops the identity
 	r.expect("-TM-AUTH-4011 invalid credentials")
 	r.send("GET", "tmss-x")
-	r.expect("-TM-AUTH-4010 no credentials")
+	r.expect("-TM-AUTH-4010 authentication required")
 	r.send("HELLO", "2", "AUTH", id, secret, "SETNAME", "gw-1")
 	r.expect("*14")
 	for _, w := range []string{"$6", "server", "$7", "tokmesh", "$7", "version", "$5", "7.2.0", "$5", "proto", ":2", "$2", "id"} {

@@ -2,9 +2,11 @@ package respapi
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/engine"
 )
@@ -51,4 +53,30 @@ func TestRestore_BusinessCommandsGetMaintenanceError(t *testing.T) {
 	if err := c.Do(ctx, "TM.VALIDATE", s.Token).Err(); err != nil {
 		t.Fatalf("validate after the restore: %v", err)
 	}
+}
+
+// The readiness gate (04 §3 step 5) answers before the key checks (steps
+// 10–13), as over HTTP: an unauthenticated or wrong-role session command
+// on a node that cannot serve gets the gate's code, and PING is not gated.
+func TestGate_AnswersBeforeAuthAndRole(t *testing.T) {
+	var closed atomic.Bool
+	closed.Store(true)
+	e := newEnv(t, func(c *Config) {
+		c.Gate = func() *apierr.Error {
+			if closed.Load() {
+				return &apierr.Error{Code: apierr.SysNotReady, RetryAfter: 1}
+			}
+			return nil
+		}
+	})
+	ctx := context.Background()
+	anon, metrics := e.anon(), e.client(auth.RoleMetrics, 2)
+	wantErr(t, anon.Do(ctx, "TM.VALIDATE", "tmtk_whatever-token-000").Err(), "TM-SYS-5030 ")
+	wantErr(t, metrics.Do(ctx, "TM.CREATE", `{"user_id":"u"}`).Err(), "TM-SYS-5030 ")
+	if err := anon.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING is not gated: %v", err)
+	}
+	closed.Store(false)
+	wantErr(t, anon.Do(ctx, "TM.VALIDATE", "tmtk_whatever-token-000").Err(), "TM-AUTH-4010 authentication required")
+	wantErr(t, metrics.Do(ctx, "TM.CREATE", `{"user_id":"u"}`).Err(), "TM-AUTH-4030 permission denied")
 }

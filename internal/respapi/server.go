@@ -346,10 +346,19 @@ func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
 			return
 		}
 	}
+	// The readiness / lease / maintenance gate (04 §3 step 5) comes before
+	// the key checks (steps 10–13), as over HTTP: a node that cannot serve
+	// says so to everyone, and refused commands spend no rate-limit tokens.
+	if def.flags&flagGated != 0 && s.cfg.Gate != nil {
+		if aerr := s.cfg.Gate(); aerr != nil {
+			writeErr(w, aerr)
+			return
+		}
+	}
 	if def.cap != 0 {
 		if st.p == nil {
 			s.m.AuthFailure("missing")
-			writeCode(w, apierr.AuthNoCredential)
+			writeErr(w, errAuthRequired)
 			return
 		}
 		if err := s.cfg.Authenticator.Recheck(st.p); err != nil {
@@ -358,16 +367,10 @@ func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
 		}
 		if !st.p.Can(def.cap) {
 			s.m.AuthFailure("role")
-			writeCode(w, apierr.AuthForbidden)
+			writeErr(w, errPermissionDenied)
 			return
 		}
 		if def.flags&flagGated != 0 {
-			if s.cfg.Gate != nil {
-				if aerr := s.cfg.Gate(); aerr != nil {
-					writeErr(w, aerr)
-					return
-				}
-			}
 			// Like an HTTP business request, the command holds the
 			// engine's business gate while it runs: a restore waits for
 			// it, and no write interleaves with the store replacement.
@@ -448,6 +451,13 @@ func (s *Server) auditBlock(ip netip.Addr, reason string) {
 	s.cfg.Audit.Record(audit.Record{Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
 		ClientIP: ip.String(), Details: map[string]any{"reason": reason, "until": s.cfg.Brute.BlockedUntil(ip).UnixMilli()}})
 }
+
+// The two auth refusals of 03 §3 carry that section's wording; the codes
+// are the catalogue's.
+var (
+	errAuthRequired     = &apierr.Error{Code: apierr.AuthNoCredential, Message: "authentication required"}
+	errPermissionDenied = &apierr.Error{Code: apierr.AuthForbidden, Message: "permission denied"}
+)
 
 // writeCode writes "-<CODE> <catalogue message>".
 func writeCode(c redcon.Conn, code apierr.Code) {
