@@ -176,10 +176,12 @@ func (h *Handler) renewSession(w http.ResponseWriter, rq *request) {
 		h.fail(w, rq, aerr)
 		return
 	}
+	// A malformed ID is looked up as the zero ID, which names no session:
+	// the TTL range is checked first either way, exactly as for an unknown
+	// well-formed ID (01 §1).
 	id, ok := h.sessionID(rq)
 	if !ok {
-		h.fail(w, rq, apierr.New(apierr.SessNotFound))
-		return
+		id = session.ID{}
 	}
 	s, err := h.cfg.Engine.Renew(id, ttl)
 	if err != nil {

@@ -523,10 +523,11 @@ func (s *Server) cmdRenew(c redcon.Conn, st *connState, args [][]byte) {
 		writeErr(c, apierr.Newf(apierr.ArgInvalid, "ttl_seconds must be an integer"))
 		return
 	}
+	// A malformed ID is looked up as the zero ID (no session has it), so
+	// the TTL range comes first as for an unknown ID (01 §1).
 	id, ok := s.parseID(args[1])
 	if !ok {
-		writeCode(c, apierr.SessNotFound)
-		return
+		id = session.ID{}
 	}
 	sess, err := s.cfg.Engine.Renew(id, ttl)
 	if err != nil {
@@ -709,8 +710,7 @@ func (s *Server) cmdExpire(c redcon.Conn, st *connState, args [][]byte) {
 	}
 	id, ok := s.parseID(args[1])
 	if !ok {
-		c.WriteInt(0)
-		return
+		id = session.ID{} // malformed: the zero ID, as in TM.RENEW
 	}
 	if _, err := s.cfg.Engine.Renew(id, secs); err != nil {
 		if notLive(err) {

@@ -207,6 +207,15 @@ func TestSessionCommandsAndErrors(t *testing.T) {
 	wantErr(t, c.Do(ctx, "EXPIRE", a.SessionID, "abc").Err(), "ERR value is not an integer or out of range")
 	wantErr(t, c.Do(ctx, "EXPIRE", a.SessionID, 60, "NX").Err(), "TM-ARG-1001 ")
 	wantErr(t, c.Do(ctx, "EXPIRE", a.SessionID, 0).Err(), "TM-SESS-4001 ")
+	// A malformed ID is exactly an unknown one: the range is checked first.
+	for _, id := range []string{"garbage", "tmss-01m8djx9n403pp24fh60h89dz9"} {
+		wantErr(t, c.Do(ctx, "EXPIRE", id, 0).Err(), "TM-SESS-4001 ")
+		wantErr(t, c.Do(ctx, "TM.RENEW", id, 0).Err(), "TM-SESS-4001 ")
+		wantErr(t, c.Do(ctx, "TM.RENEW", id, 60).Err(), "TM-SESS-4040 ")
+		if n, err := c.Do(ctx, "EXPIRE", id, 60).Int(); err != nil || n != 0 {
+			t.Fatalf("EXPIRE %s 60: %d %v", id, n, err)
+		}
+	}
 
 	// TM.CREATE errors mirror HTTP.
 	wantErr(t, c.Do(ctx, "TM.CREATE", `{"user_id":"u","ttl_seconds":60}`, "TTL", 60).Err(), "TM-ARG-1003 ")
