@@ -106,6 +106,8 @@ func TestRESPClient_BusinessMethodsMirrorHTTP(t *testing.T) {
 	if _, err := c.Renew(ctx, cr.SessionID, 0); !isCode(err, "TM-SESS-4001") {
 		t.Fatalf("renew 0 s: %v", err)
 	}
+	// The list sorts by created_at (ms): make sure the second one is later.
+	time.Sleep(2 * time.Millisecond)
 	second, err := c.CreateSession(ctx, CreateSessionRequest{UserID: "u-resp"})
 	if err != nil {
 		t.Fatal(err)
