@@ -209,8 +209,8 @@ SECTION=$WORK/section.md
     lat_row "$r" "$r | Redis" ".redis"
   done
   echo
-  echo "**Revocation visibility** (\`revoke-storm\`: $((CONNS / 4)) connections revoke every preloaded user with"
-  echo "\`TM.REVOKE_USER\` / \`DEL\` as fast as they are acknowledged while the others validate;"
+  echo "**Revocation visibility** (\`revoke-storm\`: $((CONNS / 4)) connections revoke every preloaded session"
+  echo "one by one with \`TM.REVOKE\` / \`DEL\` as fast as they are acknowledged while the others validate;"
   echo "time from a revocation's acknowledgement to the first validation answered \"revoked\", ms):"
   echo
   echo "| side | revocations seen | p50 | p90 | p99 | p99.9 | max | stale_valid_after_ack |"
