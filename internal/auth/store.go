@@ -508,27 +508,6 @@ func (s *Store) Compact() error {
 	return s.compactLocked(s.opts.MasterKey)
 }
 
-// Rekey rewrites the store under a new master key (for tokmesh-walctl
-// rekey, offline, after a backup): a new snapshot and an empty log, both
-// with newKey's ID. The two files are replaced one after the other, so a
-// crash in between leaves them under different keys; the error (or the
-// next open) says so and the backup is the way back.
-func (s *Store) Rekey(newKey *crypt.MasterKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	if err := s.compactLocked(newKey); err != nil {
-		// The snapshot may already carry the new key ID while the log
-		// still carries the old one: stop accepting writes.
-		s.failed = fmt.Errorf("rekey: %w", err)
-		return s.failed
-	}
-	s.opts.MasterKey = newKey
-	return nil
-}
-
 func (s *Store) writable() error {
 	switch {
 	case s.closed:

@@ -347,28 +347,6 @@ func TestStore_CrashBetweenSnapshotAndNewLogRecovers(t *testing.T) {
 	}
 }
 
-func TestStore_RekeyRewritesUnderNewKey(t *testing.T) {
-	dir := t.TempDir()
-	oldK, newK := testMasterKey(t, 1), testMasterKey(t, 2)
-	s := openTestStore(t, dir, oldK)
-	fillStore(t, s)
-	want := s.View().Keys()
-	if err := s.Rekey(newK); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(context.Background(), Command{Type: CmdTouch, Touches: []Touch{{want[0].ID, 123456}}}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if _, err := OpenStore(StoreOptions{Dir: dir, MasterKey: oldK}); !errors.Is(err, ErrKeyMismatch) {
-		t.Fatalf("old key: %v", err)
-	}
-	s2 := openTestStore(t, dir, newK)
-	if s2.View().Len() != len(want) {
-		t.Fatal("keys lost")
-	}
-}
-
 func TestStore_SubscribersSeeEveryChangeInOrder(t *testing.T) {
 	s := openTestStore(t, t.TempDir(), testMasterKey(t, 1))
 	var got []CommandType
