@@ -134,39 +134,20 @@ func writeJSON(w http.ResponseWriter, status int, rid string, v any) {
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	if n := len(body); n < len(smallLengthValues) {
-		h["Content-Length"] = smallLengthValues[n][:1:1]
-	} else {
+	// net/http sets Content-Length itself for a body that stays in its
+	// 2 KiB response buffer until the handler returns, without a header
+	// map entry to clone, sort and write; larger bodies get it here so
+	// they are not sent chunked.
+	if n := len(body); n >= smallBody {
 		h["Content-Length"] = []string{strconv.Itoa(n)}
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-// smallLengths caches the decimal strings of body lengths below 4096.
-var smallLengths = func() (s [4096]string) {
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return s
-}()
-
-// smallLengthValues holds the header value slices of smallLengths (shared:
-// net/http never writes into a header value slice, and the full slice
-// expression makes an append copy).
-var smallLengthValues = func() (v [4096][1]string) {
-	for i := range v {
-		v[i][0] = smallLengths[i]
-	}
-	return v
-}()
-
-func contentLength(n int) string {
-	if n < len(smallLengths) {
-		return smallLengths[n]
-	}
-	return strconv.Itoa(n)
-}
+// smallBody is the largest body writeRaw leaves to net/http's own
+// Content-Length (below its 2048-byte bufferBeforeChunkingSize).
+const smallBody = 2000
 
 type errorEnvelope struct {
 	Code      apierr.Code    `json:"code"`

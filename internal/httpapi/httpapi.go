@@ -306,8 +306,14 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 {
 		limit = h.cfg.MaxBodySize
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	// r may be the request net/http holds (routes without path variables
+	// are dispatched without a copy): the limited body goes back after
+	// the handler, so net/http sees its own body — closed at EOF by
+	// readBodyInto — and has nothing left to discard.
+	body := r.Body
+	r.Body = http.MaxBytesReader(w, body, limit)
 	rh.fn(w, rq)
+	r.Body = body
 }
 
 // Shared header values; net/http never writes into a value slice and the
@@ -461,6 +467,11 @@ func readBodyInto(rq *request, buf []byte) ([]byte, *apierr.Error) {
 		n, err := rq.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
+			// Closing a body read to EOF costs nothing and tells net/http
+			// there is nothing left to discard after the handler (it
+			// would otherwise copy the rest to io.Discard: ~1 % of a
+			// validate request).
+			_ = rq.Body.Close()
 			return b, nil
 		}
 		if err != nil {

@@ -64,6 +64,10 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, e
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	// Never chunked: net/http or writeRaw sets Content-Length.
+	if resp.ContentLength != int64(len(raw)) || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("%s %s: Content-Length %d, %d bytes read, Transfer-Encoding %v", method, path, resp.ContentLength, len(raw), resp.TransferEncoding)
+	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		t.Fatalf("%s %s: body is not an envelope: %q", method, path, raw)
@@ -277,10 +281,17 @@ func TestList_FiltersAndPaging(t *testing.T) {
 	if st != 200 || page.Total != 5 || len(page.Items) != 2 || page.Page != 2 || page.Size != 2 {
 		t.Fatalf("%d %s", st, env.Data)
 	}
+	// A body above net/http's buffer still has a Content-Length (call checks).
+	for range 10 {
+		call(t, srv, "POST", "/sessions", `{"user_id":"list-big","data":{"k":"`+strings.Repeat("v", 300)+`"}}`)
+	}
+	if _, env, _ := call(t, srv, "GET", "/sessions?user_id=list-big&size=10", ""); len(env.Data) < 4000 {
+		t.Fatalf("list body only %d bytes", len(env.Data))
+	}
 	// Time bounds are exclusive; created_before=0 is a bound nothing meets,
 	// not "no bound"; the other two at 0 admit everything.
 	for q, want := range map[string]int{"created_before=0": 0, "created_before=1": 0, "created_before=00": 0,
-		"created_after=0": 6, "active_after=0": 6, "created_before=99999999999999": 6} {
+		"created_after=0": 16, "active_after=0": 16, "created_before=99999999999999": 16} {
 		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")
 		page.Total = -1
 		json.Unmarshal(env.Data, &page)
