@@ -96,10 +96,13 @@ type Stats struct {
 	Fsyncs       uint64        // file fsyncs
 	LastFsync    time.Duration // duration of the most recent fsync
 	LastFsyncAt  time.Time     // when the most recent fsync completed (zero: none yet)
-	QueueDepth   int           // records appended but not yet taken by the writer
-	LastSeq      uint64        // last assigned seq
-	WrittenSeq   uint64        // highest seq written to the OS
-	SyncedSeq    uint64        // highest seq covered by an fsync
+	// RecordsByType counts the records written, indexed by record type
+	// (TypeSessionPut … TypeReset; index 0 is unused).
+	RecordsByType [TypeReset + 1]uint64
+	QueueDepth    int    // records appended but not yet taken by the writer
+	LastSeq       uint64 // last assigned seq
+	WrittenSeq    uint64 // highest seq written to the OS
+	SyncedSeq     uint64 // highest seq covered by an fsync
 }
 
 type record struct {
@@ -224,6 +227,7 @@ type Writer struct {
 	fsyncs       atomic.Uint64
 	lastFsync    atomic.Int64
 	lastFsyncAt  atomic.Int64 // Unix ns, 0 = none yet
+	byType       [TypeReset + 1]atomic.Uint64
 }
 
 // Open starts a new segment (ID = highest existing + 1) whose first seq is
@@ -453,6 +457,9 @@ func (w *Writer) Stats() Stats {
 	if at := w.lastFsyncAt.Load(); at != 0 {
 		s.LastFsyncAt = time.Unix(0, at)
 	}
+	for i := range w.byType {
+		s.RecordsByType[i] = w.byType[i].Load()
+	}
 	return s
 }
 
@@ -523,6 +530,7 @@ func (w *Writer) run() {
 
 func (w *Writer) writeBatch(batch []record, first uint64) error {
 	buf := w.buf[:0]
+	var byType [TypeReset + 1]uint64 // added to the stats once the batch is written
 	for i := range batch {
 		r := &batch[i]
 		seq := first + uint64(i)
@@ -549,8 +557,16 @@ func (w *Writer) writeBatch(batch []record, first uint64) error {
 			buf = buf[:0]
 		}
 		buf = w.seal.appendFrame(buf, seq, r.typ, r.payload)
+		byType[r.typ]++
 	}
 	err := w.flush(buf, first+uint64(len(batch))-1)
+	if err == nil {
+		for t, n := range byType {
+			if n > 0 {
+				w.byType[t].Add(n)
+			}
+		}
+	}
 	if cap(buf) > maxKeptBuf {
 		buf = nil
 	}
