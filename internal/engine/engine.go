@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/crypt"
 	"github.com/yndnr/tokmesh-go/internal/datadir"
 	"github.com/yndnr/tokmesh-go/internal/session"
@@ -63,7 +64,40 @@ type Config struct {
 	OnFatal func(err error) // fail-stop hook (the server stops listeners and exits 1)
 	// OnFsync observes every WAL fsync (duration, records made durable).
 	OnFsync func(d time.Duration, records uint64)
+
+	// Event hooks for metrics (09-observability §1); each is optional. They
+	// run on the caller's goroutine — OnValidate on the validate hot path —
+	// so they must be cheap, non-blocking and allocation-free. Counting here
+	// counts every operation once, whichever API (HTTP, RESP, admin socket)
+	// asked for it.
+	//
+	// OnValidate reports every Validate the store answered: err is nil
+	// (valid), session.ErrTokenMalformed, ErrNotFound, ErrExpired or
+	// ErrRevoked. A storage failure is not a validation result and is not
+	// reported.
+	OnValidate func(err error)
+	// OnSessionOp reports every Create, Touch, Renew, Revoke and RevokeUser
+	// call, once, with op OpCreate … OpRevokeAll and the call's error (nil
+	// = success; a Revoke of an unknown, expired or revoked session is a
+	// success).
+	OnSessionOp func(op string, err error)
+	// OnSweepRound reports every sweeper round: how long it held its shard
+	// lock and the expired sessions and tombstones it removed.
+	OnSweepRound func(held time.Duration, expired, tombstones int)
+	// OnSnapshot reports every snapshot write (timer, WAL threshold,
+	// shutdown; not backups) with its duration and error.
+	OnSnapshot func(d time.Duration, err error)
 }
+
+// Session operations reported to Config.OnSessionOp; the values are the op
+// label of tokmesh_session_operations_total.
+const (
+	OpCreate    = "create"
+	OpTouch     = "touch"
+	OpRenew     = "renew"
+	OpRevoke    = "revoke"
+	OpRevokeAll = "revoke_all"
+)
 
 // DefaultConfig returns the defaults of 08-config for a data dir.
 func DefaultConfig(dataDir string) Config {
@@ -290,6 +324,7 @@ func (e *Engine) recover() error {
 	scfg.Shards = e.cfg.Shards
 	scfg.Now = e.cfg.Now
 	scfg.Journal = e // Apply/Load (recovery) never journal; live operations do
+	scfg.OnSweepRound = e.cfg.OnSweepRound
 	store, err := session.NewStore(scfg)
 	if err != nil {
 		return &StartupError{Code: ExitConfig, Err: err}
@@ -405,6 +440,8 @@ func (e *Engine) loadNode() error {
 		return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("node.json: invalid partition count %d", n.Partitions)}
 	}
 	e.node = n
+	// Every later engine record names the node (09-observability §2).
+	e.log = e.log.With("node_id", n.NodeID)
 	return nil
 }
 
@@ -582,7 +619,8 @@ func (e *Engine) onFatal(err error) {
 	if !e.fatal.CompareAndSwap(nil, &werr) {
 		return
 	}
-	e.log.Error("storage failure: the node stops serving (fail-stop); restart recovers the durable state", "error", err.Error())
+	e.log.Error("storage failure: the node stops serving (fail-stop); restart recovers the durable state",
+		"code", string(apierr.SysStorage), "error", err.Error())
 	if e.cfg.OnFatal != nil {
 		go e.cfg.OnFatal(werr)
 	}
@@ -631,9 +669,22 @@ func (e *Engine) Recovery() RecoveryInfo { return e.recoveryInfo }
 // Partitions returns P.
 func (e *Engine) Partitions() int { return e.node.Partitions }
 
+// sessionOp reports a finished session operation (Config.OnSessionOp).
+func (e *Engine) sessionOp(op string, err error) {
+	if f := e.cfg.OnSessionOp; f != nil {
+		f(op, err)
+	}
+}
+
 // Create creates a session and returns once it is as durable as the sync
 // mode promises (an eviction is a revocation and waits for an fsync).
 func (e *Engine) Create(req session.CreateRequest) (session.CreateResult, error) {
+	res, err := e.create(req)
+	e.sessionOp(OpCreate, err)
+	return res, err
+}
+
+func (e *Engine) create(req session.CreateRequest) (session.CreateResult, error) {
 	if err := e.check(); err != nil {
 		return session.CreateResult{}, err
 	}
@@ -660,13 +711,31 @@ func (e *Engine) Validate(token string, touch bool, ip netip.Addr, ua string) (s
 	}
 	s, seq, err := e.store.Validate(token, touch, ip, ua)
 	if err != nil {
+		e.validated(err)
 		return s, err
 	}
-	return s, e.wait(seq, false)
+	if err := e.wait(seq, false); err != nil {
+		return s, err
+	}
+	e.validated(nil)
+	return s, nil
+}
+
+// validated reports a validation result (Config.OnValidate).
+func (e *Engine) validated(err error) {
+	if f := e.cfg.OnValidate; f != nil {
+		f(err)
+	}
 }
 
 // Touch records activity on a session.
 func (e *Engine) Touch(id session.ID, ip netip.Addr, ua string) (session.Session, error) {
+	s, err := e.touch(id, ip, ua)
+	e.sessionOp(OpTouch, err)
+	return s, err
+}
+
+func (e *Engine) touch(id session.ID, ip netip.Addr, ua string) (session.Session, error) {
 	if err := e.check(); err != nil {
 		return session.Session{}, err
 	}
@@ -679,6 +748,12 @@ func (e *Engine) Touch(id session.ID, ip netip.Addr, ua string) (session.Session
 
 // Renew sets expires_at = now + ttl.
 func (e *Engine) Renew(id session.ID, ttlSeconds int64) (session.Session, error) {
+	s, err := e.renew(id, ttlSeconds)
+	e.sessionOp(OpRenew, err)
+	return s, err
+}
+
+func (e *Engine) renew(id session.ID, ttlSeconds int64) (session.Session, error) {
 	if err := e.check(); err != nil {
 		return session.Session{}, err
 	}
@@ -691,6 +766,12 @@ func (e *Engine) Renew(id session.ID, ttlSeconds int64) (session.Session, error)
 
 // Revoke ends a session; it returns after the revocation is durable.
 func (e *Engine) Revoke(id session.ID) (bool, error) {
+	ok, err := e.revoke(id)
+	e.sessionOp(OpRevoke, err)
+	return ok, err
+}
+
+func (e *Engine) revoke(id session.ID) (bool, error) {
 	if err := e.check(); err != nil {
 		return false, err
 	}
@@ -703,6 +784,12 @@ func (e *Engine) Revoke(id session.ID) (bool, error) {
 
 // RevokeUser revokes every live session of a user except one.
 func (e *Engine) RevokeUser(userID string, except session.ID) (int, error) {
+	n, err := e.revokeUser(userID, except)
+	e.sessionOp(OpRevokeAll, err)
+	return n, err
+}
+
+func (e *Engine) revokeUser(userID string, except session.ID) (int, error) {
 	if err := e.check(); err != nil {
 		return 0, err
 	}
@@ -748,7 +835,7 @@ func (e *Engine) startLoops() {
 			defer e.wg.Done()
 			t := time.Now()
 			e.store.BuildLists(e.stop)
-			e.log.Debug("secondary lists built", "duration", time.Since(t))
+			e.log.Debug("secondary lists built", "duration_ms", time.Since(t).Milliseconds())
 			// Recovery ran with the GC paused: its garbage (and the heap
 			// grown for it) would otherwise stay resident until the heap
 			// doubled again. Collect once and hand the free memory back,
@@ -823,7 +910,7 @@ func (e *Engine) snapshotLoop() {
 			continue
 		}
 		if _, err := e.Snapshot(); err != nil {
-			e.log.Error("snapshot failed", "error", err.Error())
+			e.log.Error("snapshot failed", "code", string(apierr.SysStorage), "error", err.Error())
 		}
 	}
 }

@@ -67,13 +67,16 @@ type SnapshotResult struct {
 // is the WAL seq when it starts, shards are copied one at a time under their
 // read lock, and replaying the WAL after covered_seq over it yields the live
 // state because replay is idempotent under the version rules.
-func (e *Engine) Snapshot() (SnapshotResult, error) {
+func (e *Engine) Snapshot() (res SnapshotResult, err error) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	if err := e.Fatal(); err != nil {
 		return SnapshotResult{}, err
 	}
 	start := time.Now()
+	if f := e.cfg.OnSnapshot; f != nil {
+		defer func() { f(time.Since(start), err) }()
+	}
 	snapDir := filepath.Join(e.cfg.DataDir, datadir.SnapshotDir)
 	// Read the position under appendMu so no record is half-assigned.
 	e.appendMu.Lock()
@@ -83,7 +86,7 @@ func (e *Engine) Snapshot() (SnapshotResult, error) {
 	walBytes := e.wal.Stats().BytesWritten
 
 	path := filepath.Join(snapDir, snapshot.FileName(covered))
-	res, err := e.writeSnapshotFile(path, snapshot.KindSnapshot, covered, parts, nil)
+	res, err = e.writeSnapshotFile(path, snapshot.KindSnapshot, covered, parts, nil)
 	if err != nil {
 		return res, err
 	}

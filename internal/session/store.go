@@ -65,6 +65,11 @@ type Config struct {
 	Now func() int64
 	// Journal receives accepted changes; nil disables journaling.
 	Journal Journal
+	// OnSweepRound, when set, is called after every sweeper round (outside
+	// the shard lock) with how long the round held the lock and how many
+	// expired sessions and tombstones it removed (metrics). It must not
+	// block.
+	OnSweepRound func(held time.Duration, expired, tombstones int)
 }
 
 // DefaultConfig returns the configuration with every default filled in.

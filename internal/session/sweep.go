@@ -41,10 +41,13 @@ func (st *Store) Sweep() (removed int) {
 		for round := 0; round < st.cfg.SweepMaxRounds; round++ {
 			sh.mu.Lock()
 			began := time.Now()
-			examined, due, rem := st.sweepRound(sh, st.now())
+			examined, due, remSess, remTomb := st.sweepRound(sh, st.now())
 			held := time.Since(began)
 			sh.mu.Unlock()
-			removed += rem
+			removed += remSess + remTomb
+			if st.cfg.OnSweepRound != nil {
+				st.cfg.OnSweepRound(held, remSess, remTomb)
+			}
 			st.sweep.rounds.Add(1)
 			st.sweep.examined.Add(int64(examined))
 			atomicMax(&st.sweep.maxRoundExamed, int64(examined))
@@ -71,8 +74,9 @@ func (st *Store) sweepable(p uint16) bool {
 }
 
 // sweepRound is one round on one shard (caller holds sh.mu). Stale heap
-// items count as due: dropping them is the work the round exists for.
-func (st *Store) sweepRound(sh *shard, now int64) (examined, due, removed int) {
+// items count as due: dropping them is the work the round exists for. It
+// returns the expired sessions and the tombstones it removed separately.
+func (st *Store) sweepRound(sh *shard, now int64) (examined, due, removedSess, removedTomb int) {
 	for examined < st.cfg.SweepSample {
 		sOK := len(sh.sheap) > 0 && sh.sheap[0].at <= now
 		tOK := len(sh.theap) > 0 && sh.theap[0].at <= now
@@ -97,7 +101,7 @@ func (st *Store) sweepRound(sh *shard, now int64) (examined, due, removed int) {
 			}
 			st.expireTombLocked(sh, it.ref)
 			due++
-			removed++
+			removedTomb++
 			continue
 		}
 		it := sh.sheap.pop()
@@ -125,14 +129,14 @@ func (st *Store) sweepRound(sh *shard, now int64) (examined, due, removed int) {
 			}
 		} else {
 			st.expireLocked(sh, it.ref)
-			removed++
+			removedSess++
 			worked = true
 		}
 		if worked {
 			due++
 		}
 	}
-	return examined, due, removed
+	return examined, due, removedSess, removedTomb
 }
 
 // FlushTouches journals the coalesced touches whose session last journaled
