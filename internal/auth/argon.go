@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -145,6 +146,9 @@ type verifier struct {
 	inflight atomic.Int64
 	peak     atomic.Int64 // highest inflight seen (tests)
 	dummy    string       // PHC of a random secret, for unknown key IDs
+	// observe, when set, receives the duration of every verification
+	// (tokmesh_auth_argon2_duration_seconds).
+	observe atomic.Pointer[func(time.Duration)]
 }
 
 func newVerifier(slots int, p Params) (*verifier, error) {
@@ -178,7 +182,12 @@ func (v *verifier) verify(ctx context.Context, secret, phcString string) (bool, 
 			break
 		}
 	}
-	return VerifySecret(secret, phcString)
+	start := time.Now()
+	ok, err := VerifySecret(secret, phcString)
+	if f := v.observe.Load(); f != nil {
+		(*f)(time.Since(start))
+	}
+	return ok, err
 }
 
 // hash runs HashSecret under the same concurrency bound.

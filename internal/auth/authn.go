@@ -77,6 +77,18 @@ func NewAuthenticator(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
+// SetArgon2Observer makes f receive the duration of every Argon2id
+// verification (cache misses, including the dummy check of unknown key
+// IDs), for tokmesh_auth_argon2_duration_seconds. f runs on the
+// authenticating goroutine and must not block; nil stops the reports.
+func (a *Authenticator) SetArgon2Observer(f func(time.Duration)) {
+	if f == nil {
+		a.ver.observe.Store(nil)
+		return
+	}
+	a.ver.observe.Store(&f)
+}
+
 // SetAllowList replaces the global allowlist (hot reload). Empty = no restriction.
 func (a *Authenticator) SetAllowList(list []netip.Prefix) {
 	l := slices.Clone(list)

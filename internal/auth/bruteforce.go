@@ -224,6 +224,29 @@ func (g *BruteForceGuard) fail(ip netip.Addr, token bool) bool {
 	return true
 }
 
+// BlockedIPs returns the number of client IPs blocked right now
+// (tokmesh_bruteforce_blocked_ips). While no IP is blocked it costs one
+// atomic load; otherwise it visits the tracked IPs shard by shard, for the
+// metrics scrape, not for the request path.
+func (g *BruteForceGuard) BlockedIPs() int {
+	if g.blocked.Load() == 0 {
+		return 0
+	}
+	now := g.now().UnixNano()
+	n := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			if e.blockedUntil != 0 && now < e.blockedUntil {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // Tracked returns the number of tracked IPs (metrics, tests).
 func (g *BruteForceGuard) Tracked() int {
 	n := 0
