@@ -227,6 +227,23 @@ func (l *Log) Attempt(r Record) error {
 	return l.appendLocked(&r)
 }
 
+// Write appends r synchronously, like Attempt, but keeps its result (""
+// is written as success). It is for events that must be in the log before
+// the node goes on — config.load and server.start at startup, server.stop
+// at shutdown — not for session traffic, which uses Record. An error means
+// the record is not in the log.
+func (l *Log) Write(r Record) error {
+	if r.Result == "" {
+		r.Result = ResultSuccess
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.appendLocked(&r)
+}
+
 // Record enqueues r for asynchronous writing and never blocks. When the
 // queue is full the record is dropped and counted (Dropped, OnDrop), an
 // ERROR is logged and an audit.dropped record with the count follows as
