@@ -16,11 +16,18 @@
 //     copied into a second counter, so they cannot drift or double-count.
 //   - Every method is safe on a nil *Metrics (metrics disabled).
 //
-// Cluster metrics are not registered here: the cluster package does not
-// exist yet and a standalone node must not export tokmesh_cluster_lease_valid
-// 0 or similar, which would fire the "no lease for 30 s" alert of
-// 09-observability §1 on every standalone node. The cluster package
-// registers its own collectors through Registerer.
+// Cluster metrics: a standalone node "owns all P partitions; no cluster
+// port, gossip or leases" (06-cluster §1) and GET /admin/v1/status, which
+// the metrics must agree with, describes it as its own leader with a
+// valid lease (D22). So it exports the series that status carries —
+// tokmesh_cluster_partitions{role} (P primary, 0 replica),
+// tokmesh_cluster_is_leader 1, tokmesh_cluster_lease_valid 1 — and
+// tokmesh_cluster_partitions_unavailable (P while not ready, else 0, as
+// GET /admin/v1/cluster/status), all through SetClusterSource. Nothing
+// about Raft voters, gossip, replication, forwarding, clock skew or
+// rebalancing: that machinery does not run on a standalone node, and a
+// number for it would describe work nobody does (D24). The cluster
+// package registers those through Registerer.
 package metrics
 
 import (
@@ -120,8 +127,6 @@ type Metrics struct {
 	replayRejects  []prometheus.Counter
 	tlsReloadFails []prometheus.Counter
 	tlsExpiry      *prometheus.GaugeVec
-	auditRecords   prometheus.Counter
-	auditDropped   prometheus.Counter
 
 	// Process
 	ready       prometheus.Gauge
@@ -219,6 +224,10 @@ func New(o Options) *Metrics {
 	for i := range m.sessionResults {
 		m.sessionResults[i] = map[string]struct{}{}
 	}
+	// Every op's "ok" series exists (at 0) from the first scrape.
+	for _, op := range sessionOps {
+		m.SessionOps(op, "ok", 0)
+	}
 	m.quotaRejections = counter("tokmesh_session_quota_rejections_total", "Session creations rejected by the per-user quota.")
 	m.sweeperRemoved = enumCounters("tokmesh_sweeper_removed_total", "Entries removed by the sweeper by kind.", "kind", sweepKinds)
 	m.sweepRound = hist("tokmesh_sweeper_round_duration_seconds", "Duration of one sweeper round.", LatencyBuckets)
@@ -246,8 +255,8 @@ func New(o Options) *Metrics {
 		Name: "tokmesh_tls_cert_expiry_timestamp_seconds", Help: "Unix time the served certificate expires, by listener.",
 	}, []string{"listener"})
 	reg.MustRegister(m.tlsExpiry)
-	m.auditRecords = counter("tokmesh_audit_records_total", "Audit records written.")
-	m.auditDropped = counter("tokmesh_audit_dropped_total", "Audit records dropped.")
+	// tokmesh_audit_{records,dropped}_total are in pull (AuditRecord,
+	// AuditDropped or SetAuditSource).
 
 	// Process
 	m.ready = gauge("tokmesh_ready", "1 when the node is ready (GET /ready answers 200).")
@@ -432,13 +441,39 @@ func (m *Metrics) Validation(result string) {
 	}
 }
 
+// ValidationResult is a result label value of
+// tokmesh_token_validations_total, for CountValidation.
+type ValidationResult uint8
+
+// The validation results, in the order of validationResults.
+const (
+	ValidationValid ValidationResult = iota
+	ValidationMalformed
+	ValidationUnknown
+	ValidationExpired
+	ValidationRevoked
+)
+
+// CountValidation counts a token validation by its pre-resolved result:
+// one atomic increment, no label lookup, no allocation (the validate hot
+// path). Values outside the constants are dropped.
+func (m *Metrics) CountValidation(r ValidationResult) {
+	if m != nil && int(r) < len(m.validations) {
+		m.validations[r].Inc()
+	}
+}
+
 // SessionOp counts a session operation. op is create, touch, renew,
 // revoke, revoke_all or expire (other values are dropped); result is "ok"
 // or a short failure class such as not_found, expired, revoked, invalid,
 // conflict, quota, error — at most 16 distinct results per op, later ones
 // count as "other".
-func (m *Metrics) SessionOp(op, result string) {
-	if m == nil {
+func (m *Metrics) SessionOp(op, result string) { m.SessionOps(op, result, 1) }
+
+// SessionOps counts n session operations with the same op and result
+// (the sweeper's expiries, a round at a time); as SessionOp otherwise.
+func (m *Metrics) SessionOps(op, result string, n int) {
+	if m == nil || n < 0 {
 		return
 	}
 	i := indexOf(sessionOps, op)
@@ -450,7 +485,12 @@ func (m *Metrics) SessionOp(op, result string) {
 	if !ok {
 		c = m.sessionChild(k)
 	}
-	c.Inc()
+	switch {
+	case n == 1:
+		c.Inc()
+	case n > 1:
+		c.Add(float64(n))
+	}
 }
 
 func (m *Metrics) sessionChild(k opKey) prometheus.Counter {
@@ -619,17 +659,19 @@ func (m *Metrics) SetTLSCertExpiry(listener string, t time.Time) {
 	m.tlsExpiry.WithLabelValues(listener).Set(float64(t.Unix()))
 }
 
-// AuditRecord counts one written audit record.
+// AuditRecord counts one written audit record. audit.Log already counts
+// them (Written); wire either this or SetAuditSource, not both.
 func (m *Metrics) AuditRecord() {
 	if m != nil {
-		m.auditRecords.Inc()
+		m.pull.auditWritten.Add(1)
 	}
 }
 
-// AuditDropped counts n dropped audit records.
+// AuditDropped counts n dropped audit records (audit.Options.OnDrop); as
+// for AuditRecord, wire either this or SetAuditSource.
 func (m *Metrics) AuditDropped(n int) {
 	if m != nil && n > 0 {
-		m.auditDropped.Add(float64(n))
+		m.pull.auditDropped.Add(uint64(n))
 	}
 }
 

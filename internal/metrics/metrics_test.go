@@ -89,7 +89,9 @@ func exercise(m *Metrics) {
 	m.ObserveRESP("FLUSHALL", false, time.Millisecond)
 	m.RESPConnOpened()
 	m.Validation("valid")
+	m.CountValidation(ValidationRevoked)
 	m.SessionOp("create", "ok")
+	m.SessionOps("expire", "ok", 3)
 	m.QuotaRejection()
 	m.SweeperRemoved("expired", 3)
 	m.ObserveSweepRound(200 * time.Microsecond)
@@ -115,6 +117,7 @@ func exercise(m *Metrics) {
 		return WALStats{BytesWritten: 4096, Segments: 3, LastSeq: 99, RecordsByType: map[string]uint64{"SESSION_PUT": 80, "SESSION_TOUCH": 19}}
 	})
 	m.SetBruteForceSource(func() int { return 1 })
+	m.SetAuditSource(func() (uint64, uint64) { return 5, 0 })
 }
 
 // scrape fetches the handler's text exposition and parses it.
@@ -170,9 +173,88 @@ func TestScrape_HasEveryMetricOfTheSpecWithItsTypeAndLabels(t *testing.T) {
 		}
 	}
 	for name := range fams {
-		if strings.HasPrefix(name, "tokmesh_cluster_") || strings.HasPrefix(name, "tokmesh_replication_") || strings.HasPrefix(name, "tokmesh_rebalance_") {
+		if (strings.HasPrefix(name, "tokmesh_cluster_") || strings.HasPrefix(name, "tokmesh_replication_") ||
+			strings.HasPrefix(name, "tokmesh_revoke_replication_") || strings.HasPrefix(name, "tokmesh_rebalance_")) &&
+			!standaloneCluster[name] {
 			t.Errorf("%s exported by a standalone node", name)
 		}
+	}
+}
+
+// standaloneCluster are the cluster metrics a standalone node exports
+// (SetClusterSource): the ones GET /admin/v1/status gives a value.
+var standaloneCluster = map[string]bool{"tokmesh_cluster_partitions": true, "tokmesh_cluster_partitions_unavailable": true,
+	"tokmesh_cluster_is_leader": true, "tokmesh_cluster_lease_valid": true}
+
+func TestScrape_StandaloneClusterSeriesOnlyOnceKnown(t *testing.T) {
+	m := New(Options{})
+	fams, _ := scrape(t, m.Handler())
+	if _, ok := fams["tokmesh_cluster_partitions"]; ok {
+		t.Fatal("partitions exported without a source")
+	}
+	known, unavailable := false, 0
+	m.SetClusterSource(func() (ClusterView, bool) {
+		return ClusterView{Primary: 256, Unavailable: unavailable, Leader: true, LeaseValid: true}, known
+	})
+	fams, _ = scrape(t, m.Handler())
+	if len(fams) == 0 || fams["tokmesh_cluster_partitions"] != nil || fams["tokmesh_cluster_lease_valid"] != nil {
+		t.Fatal("cluster series exported before the view is known")
+	}
+	known = true
+	fams, _ = scrape(t, m.Handler())
+	if f := fams["tokmesh_cluster_partitions"]; f.GetType() != dto.MetricType_GAUGE || len(f.GetMetric()) != 2 {
+		t.Fatalf("tokmesh_cluster_partitions: %v", f)
+	}
+	if p, r := series(fams, "tokmesh_cluster_partitions", "role", "primary"), series(fams, "tokmesh_cluster_partitions", "role", "replica"); p != 256 || r != 0 {
+		t.Fatalf("primary %v replica %v", p, r)
+	}
+	for name, want := range map[string]float64{"tokmesh_cluster_partitions_unavailable": 0, "tokmesh_cluster_is_leader": 1,
+		"tokmesh_cluster_lease_valid": 1} {
+		if f := fams[name]; f == nil || f.GetType() != dto.MetricType_GAUGE || value(f.GetMetric()[0]) != want {
+			t.Fatalf("%s: %v, want %v", name, f, want)
+		}
+	}
+	unavailable = 256
+	fams, _ = scrape(t, m.Handler())
+	if got := value(fams["tokmesh_cluster_partitions_unavailable"].GetMetric()[0]); got != 256 {
+		t.Fatalf("unavailable while not ready: %v", got)
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "tokmesh_cluster_") && !standaloneCluster[name] {
+			t.Errorf("%s exported", name)
+		}
+	}
+}
+
+func TestAudit_SourceAndPushedCountsAdd(t *testing.T) {
+	m := New(Options{})
+	m.AuditRecord()
+	m.AuditDropped(2)
+	m.SetAuditSource(func() (uint64, uint64) { return 40, 3 })
+	fams, _ := scrape(t, m.Handler())
+	if w, d := value(fams["tokmesh_audit_records_total"].GetMetric()[0]), value(fams["tokmesh_audit_dropped_total"].GetMetric()[0]); w != 41 || d != 5 {
+		t.Fatalf("records %v dropped %v", w, d)
+	}
+}
+
+func TestCountValidation_MatchesValidationByName(t *testing.T) {
+	m := New(Options{})
+	for i, name := range validationResults {
+		m.CountValidation(ValidationResult(i))
+		m.Validation(name)
+	}
+	m.CountValidation(ValidationResult(200)) // out of range: dropped
+	fams, _ := scrape(t, m.Handler())
+	for _, name := range validationResults {
+		if got := series(fams, "tokmesh_token_validations_total", "result", name); got != 2 {
+			t.Errorf("%s = %v, want 2", name, got)
+		}
+	}
+	m.SessionOps("expire", "ok", 7)
+	m.SessionOps("expire", "ok", 0)
+	fams, _ = scrape(t, m.Handler())
+	if got := series(fams, "tokmesh_session_operations_total", "op", "expire"); got != 7 {
+		t.Errorf("expire ops = %v", got)
 	}
 }
 
@@ -186,6 +268,7 @@ func TestScrape_FreshNodeHasEnumSeriesAtZeroAndNoCertExpiry(t *testing.T) {
 		"tokmesh_tls_reload_failures_total":   2,
 		"tokmesh_sweeper_removed_total":       2,
 		"tokmesh_wal_records_total":           6,
+		"tokmesh_session_operations_total":    6, // op × "ok"
 	} {
 		if got := len(fams[name].GetMetric()); got != n {
 			t.Errorf("%s: %d series on a fresh node, want %d", name, got, n)
@@ -306,7 +389,9 @@ func TestObserveHTTP_AllocationFreeAfterWarmUp(t *testing.T) {
 		m.ObserveRESP("tm.validate", true, time.Millisecond)
 		m.ObserveRESP("FLUSHALL", false, time.Millisecond)
 		m.Validation("valid")
+		m.CountValidation(ValidationUnknown)
 		m.SessionOp("touch", "ok")
+		m.SessionOps("expire", "ok", 4)
 		m.AuthCache(true)
 		m.AuthFailure("role")
 		m.ObserveFsync(time.Millisecond, 3)
@@ -335,8 +420,9 @@ func TestCardinality_MethodsRoutesResultsAndCommandsAreBounded(t *testing.T) {
 	if got := series(fams, "tokmesh_http_requests_total", "method", "other"); got != 1000 {
 		t.Errorf("method other = %v", got)
 	}
-	if n := len(fams["tokmesh_session_operations_total"].GetMetric()); n != maxResults+1 {
-		t.Errorf("session op series %d, want %d", n, maxResults+1)
+	// create: 16 results and "other"; every other op: its "ok" series.
+	if n, want := len(fams["tokmesh_session_operations_total"].GetMetric()), maxResults+1+len(sessionOps)-1; n != want {
+		t.Errorf("session op series %d, want %d", n, want)
 	}
 	if got := series(fams, "tokmesh_resp_commands_total", "command", "unknown"); got != 1000 {
 		t.Errorf("unknown RESP commands = %v", got)

@@ -29,37 +29,71 @@ type pullCollector struct {
 	wal      source[func() WALStats]
 	blocked  source[func() int]
 	authSrc  source[func() (hits, misses uint64)]
+	auditSrc source[func() (written, dropped uint64)]
+	cluster  source[func() (ClusterView, bool)]
 
 	// Pushed through AuthCache; exported as these plus authSrc.
 	authHits, authMisses atomic.Uint64
+	// Pushed through AuditRecord and AuditDropped; exported as these plus
+	// auditSrc.
+	auditWritten, auditDropped atomic.Uint64
 
 	sessionsActive, tombstones                       *prometheus.Desc
 	walBytes, walRecords, walFsyncFails, walSegments *prometheus.Desc
 	walLastSeq, blockedIPs                           *prometheus.Desc
 	authCacheHits, authCacheMisses                   *prometheus.Desc
+	auditRecords, auditDroppedDesc                   *prometheus.Desc
+	clusterPartitions, partitionsUnavailable         *prometheus.Desc
+	clusterIsLeader, clusterLeaseValid               *prometheus.Desc
 }
+
+// ClusterView is what a node without the cluster package reports in the
+// cluster series: the values GET /admin/v1/status and the cluster views
+// give for it (the metrics must agree with the status, 09-observability
+// §1; D22 and D24 in docs/decisions.md).
+type ClusterView struct {
+	// Partitions this node is primary and replica for (standalone: P, 0).
+	Primary, Replica int
+	// Unavailable partitions: those without a serving primary (standalone:
+	// every partition while the node is not ready, else none).
+	Unavailable int
+	// Leader and LeaseValid are the status's raft_role == "leader" and
+	// lease_valid (standalone: its own leader, lease always valid).
+	Leader, LeaseValid bool
+}
+
+// partitionRoles are the role label values of tokmesh_cluster_partitions.
+var partitionRoles = []string{"primary", "replica"}
 
 func newPullCollector() *pullCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &pullCollector{
-		sessionsActive:  d("tokmesh_sessions_active", "Live sessions in partitions this node is primary for."),
-		tombstones:      d("tokmesh_session_tombstones", "Tombstones of revoked sessions in memory."),
-		walBytes:        d("tokmesh_wal_bytes_written_total", "Bytes written to the WAL."),
-		walRecords:      d("tokmesh_wal_records_total", "Records written to the WAL by record type.", "type"),
-		walFsyncFails:   d("tokmesh_wal_fsync_failures_total", "Failed WAL fsyncs."),
-		walSegments:     d("tokmesh_wal_segments", "WAL segments on disk."),
-		walLastSeq:      d("tokmesh_wal_last_seq", "Last WAL sequence number."),
-		blockedIPs:      d("tokmesh_bruteforce_blocked_ips", "Client IPs currently blocked by the brute-force guard."),
-		authCacheHits:   d("tokmesh_auth_cache_hits_total", "API key verifications answered by the auth cache."),
-		authCacheMisses: d("tokmesh_auth_cache_misses_total", "API key verifications that missed the auth cache."),
+		sessionsActive:   d("tokmesh_sessions_active", "Live sessions in partitions this node is primary for."),
+		tombstones:       d("tokmesh_session_tombstones", "Tombstones of revoked sessions in memory."),
+		walBytes:         d("tokmesh_wal_bytes_written_total", "Bytes written to the WAL."),
+		walRecords:       d("tokmesh_wal_records_total", "Records written to the WAL by record type.", "type"),
+		walFsyncFails:    d("tokmesh_wal_fsync_failures_total", "Failed WAL fsyncs."),
+		walSegments:      d("tokmesh_wal_segments", "WAL segments on disk."),
+		walLastSeq:       d("tokmesh_wal_last_seq", "Last WAL sequence number."),
+		blockedIPs:       d("tokmesh_bruteforce_blocked_ips", "Client IPs currently blocked by the brute-force guard."),
+		authCacheHits:    d("tokmesh_auth_cache_hits_total", "API key verifications answered by the auth cache."),
+		authCacheMisses:  d("tokmesh_auth_cache_misses_total", "API key verifications that missed the auth cache."),
+		auditRecords:     d("tokmesh_audit_records_total", "Audit records written."),
+		auditDroppedDesc: d("tokmesh_audit_dropped_total", "Audit records dropped."),
+		clusterPartitions: d("tokmesh_cluster_partitions", "Partitions this node holds, by role (standalone: every partition is primary).",
+			"role"),
+		partitionsUnavailable: d("tokmesh_cluster_partitions_unavailable", "Partitions without a serving primary."),
+		clusterIsLeader:       d("tokmesh_cluster_is_leader", "1 when this node is the leader (standalone: always)."),
+		clusterLeaseValid:     d("tokmesh_cluster_lease_valid", "1 while this node holds a valid lease (standalone: always)."),
 	}
 }
 
 func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.sessionsActive, c.tombstones, c.walBytes, c.walRecords,
-		c.walFsyncFails, c.walSegments, c.walLastSeq, c.blockedIPs, c.authCacheHits, c.authCacheMisses} {
+		c.walFsyncFails, c.walSegments, c.walLastSeq, c.blockedIPs, c.authCacheHits, c.authCacheMisses,
+		c.auditRecords, c.auditDroppedDesc, c.clusterPartitions, c.partitionsUnavailable, c.clusterIsLeader, c.clusterLeaseValid} {
 		ch <- d
 	}
 }
@@ -109,6 +143,26 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.authCacheHits, float64(hits))
 	counter(c.authCacheMisses, float64(misses))
+
+	written, dropped := c.auditWritten.Load(), c.auditDropped.Load()
+	if f := c.auditSrc.get(); f != nil && *f != nil {
+		w, d := (*f)()
+		written, dropped = written+w, dropped+d
+	}
+	counter(c.auditRecords, float64(written))
+	counter(c.auditDroppedDesc, float64(dropped))
+
+	// No cluster series until the view is known (and none at all without
+	// a source).
+	if f := c.cluster.get(); f != nil && *f != nil {
+		if v, ok := (*f)(); ok {
+			gauge(c.clusterPartitions, float64(v.Primary), partitionRoles[0])
+			gauge(c.clusterPartitions, float64(v.Replica), partitionRoles[1])
+			gauge(c.partitionsUnavailable, float64(v.Unavailable))
+			gauge(c.clusterIsLeader, b2f(v.Leader))
+			gauge(c.clusterLeaseValid, b2f(v.LeaseValid))
+		}
+	}
 }
 
 // SetSessionSource sets the callback for tokmesh_sessions_active and
@@ -133,6 +187,27 @@ func (m *Metrics) SetWALSource(f func() WALStats) {
 func (m *Metrics) SetBruteForceSource(f func() int) {
 	if m != nil {
 		m.pull.blocked.set(f)
+	}
+}
+
+// SetAuditSource sets the callback for tokmesh_audit_records_total and
+// tokmesh_audit_dropped_total (audit.Log.Written and Dropped count them);
+// it runs on every scrape. Use it instead of AuditRecord and AuditDropped.
+func (m *Metrics) SetAuditSource(f func() (written, dropped uint64)) {
+	if m != nil {
+		m.pull.auditSrc.set(f)
+	}
+}
+
+// SetClusterSource sets the callback for the cluster series a node
+// without the cluster package exports (tokmesh_cluster_partitions{role},
+// tokmesh_cluster_partitions_unavailable, tokmesh_cluster_is_leader,
+// tokmesh_cluster_lease_valid); ok = false while the view is not known
+// (no series then). It runs on every scrape. The cluster package, which
+// knows better, replaces these series.
+func (m *Metrics) SetClusterSource(f func() (v ClusterView, ok bool)) {
+	if m != nil {
+		m.pull.cluster.set(f)
 	}
 }
 
