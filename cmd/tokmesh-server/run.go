@@ -24,14 +24,13 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 // re-runs config.Load with the startup options.
 func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger,
 	reload func() (*config.Config, []*config.Error)) int {
-	logger.Info("config loaded", "file", info.File, "env", info.EnvVars, "flags", info.Flags)
-	for _, w := range info.Warnings {
-		logger.Warn(w)
-	}
 	ensureTwoProcs(cfg.Storage.WAL.SyncMode)
-	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File, Reload: reload, LogLevel: logLevel})
+	// The node logs (and audits) where its configuration came from; from
+	// here on its logger stamps component and node_id on every record.
+	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File, LoadInfo: &info, Reload: reload, LogLevel: logLevel})
+	logger = srv.Logger()
 	if err := srv.Start(ctx); err != nil {
-		logger.Error("node failed to start", "error", err.Error())
+		logger.Error("node failed to start", server.FailureAttrs(err)...)
 		return server.ExitCode(err)
 	}
 	code := 0
@@ -47,7 +46,7 @@ wait:
 		case <-hup:
 			reloadOnSignal(srv, logger)
 		case err := <-srv.Fatal():
-			logger.Error("storage failure, stopping", "error", err.Error())
+			logger.Error("storage failure, stopping", server.FailureAttrs(err)...)
 			srv.Close()
 			return 1
 		}
@@ -56,7 +55,7 @@ wait:
 	defer cancel()
 	start := time.Now()
 	if err := srv.Shutdown(sctx); err != nil {
-		logger.Error("shutdown", "error", err.Error())
+		logger.Error("shutdown", server.FailureAttrs(err)...)
 		code = 1
 	}
 	logger.Info("stopped", "shutdown_ms", time.Since(start).Milliseconds())
@@ -69,6 +68,6 @@ wait:
 // reloaded").
 func reloadOnSignal(srv *server.Server, logger *slog.Logger) {
 	if _, _, err := srv.Reload(); err != nil {
-		logger.Error("SIGHUP: configuration reload failed; nothing was changed", "error", err.Error())
+		logger.Error("SIGHUP: configuration reload failed; nothing was changed", server.FailureAttrs(err)...)
 	}
 }

@@ -473,28 +473,26 @@ func (s *Server) cmdValidate(c redcon.Conn, st *connState, args [][]byte) {
 	sess, err := s.cfg.Engine.Validate(bstr(args[1]), touch, st.ip, st.name)
 	if err == nil {
 		s.valid.Add(1)
-		s.m.Validation("valid")
 		st.buf = sess.AppendJSON(st.buf[:0])
 		c.WriteBulk(st.buf)
 		return
 	}
+	// tokmesh_token_validations_total is counted by the engine (every protocol).
 	var code apierr.Code
-	var result string // tokmesh_token_validations_total{result}
 	switch {
 	case errors.Is(err, session.ErrTokenMalformed):
-		code, result = apierr.TokenMalformed, "malformed"
+		code = apierr.TokenMalformed
 	case errors.Is(err, session.ErrNotFound):
-		code, result = apierr.TokenUnknown, "unknown"
+		code = apierr.TokenUnknown
 	case errors.Is(err, session.ErrExpired):
-		code, result = apierr.TokenExpired, "expired"
+		code = apierr.TokenExpired
 	case errors.Is(err, session.ErrRevoked):
-		code, result = apierr.TokenRevoked, "revoked"
+		code = apierr.TokenRevoked
 	default:
 		writeErr(c, s.engineError(err))
 		return
 	}
 	s.invalid.Add(1)
-	s.m.Validation(result)
 	if (code == apierr.TokenMalformed || code == apierr.TokenUnknown) && s.cfg.Brute != nil {
 		if s.cfg.Brute.TokenFailure(st.ip) {
 			s.auditBlock(st.ip, "token_failures")

@@ -24,6 +24,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/engine"
 	"github.com/yndnr/tokmesh-go/internal/httpapi"
 	"github.com/yndnr/tokmesh-go/internal/localadmin"
+	"github.com/yndnr/tokmesh-go/internal/logging"
 	"github.com/yndnr/tokmesh-go/internal/metrics"
 	"github.com/yndnr/tokmesh-go/internal/respapi"
 	"github.com/yndnr/tokmesh-go/internal/session"
@@ -37,7 +38,9 @@ type Server struct {
 	// the hot keys of every successful reload applied (non-hot keys keep
 	// their startup values until a restart). Read it with config().
 	cfg      atomic.Pointer[config.Config]
-	log      *slog.Logger
+	log      *slog.Logger     // every record carries component and node_id (logging.WithNode)
+	nodeID   *logging.NodeID  // the node_id of s.log's records
+	load     *config.LoadInfo // Options.LoadInfo
 	getenv   func(string) string
 	reload   func() (*config.Config, []*config.Error)
 	logLevel *slog.LevelVar
@@ -66,6 +69,9 @@ type Server struct {
 	tlsConf     atomic.Pointer[tls.Config] // what HTTPS handshakes use (swapped by reloads)
 	respTLSConf atomic.Pointer[tls.Config] // what RESP-TLS handshakes use (same material, no ALPN)
 	closed      bool
+	// startAudited is set once server.start is in the audit log; Close
+	// then writes server.stop.
+	startAudited atomic.Bool
 }
 
 // Options are the non-config inputs of a node.
@@ -76,6 +82,10 @@ type Options struct {
 	TCPGuard httpapi.Guard
 	// ConfigFile is the configuration file path (audit resource of reloads).
 	ConfigFile string
+	// LoadInfo is where the configuration came from (config.Load): Start
+	// logs it and audits it as config.load (08-config §2). nil: ConfigFile,
+	// no env vars or flags, and the configuration's own warnings.
+	LoadInfo *config.LoadInfo
 	// Reload re-reads the configuration from the sources it was loaded
 	// from (file, env, flags — the same config.LoadOptions) and validates
 	// it, for SIGHUP and POST /admin/v1/config/reload (08-config §4). nil:
@@ -91,7 +101,8 @@ func New(cfg *config.Config, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger, getenv: o.Getenv, reload: o.Reload, logLevel: o.LogLevel, fatalCh: make(chan error, 1),
+	log, nodeID := logging.WithNode(o.Logger, "server")
+	s := &Server{log: log, nodeID: nodeID, load: o.LoadInfo, getenv: o.Getenv, reload: o.Reload, logLevel: o.LogLevel, fatalCh: make(chan error, 1),
 		addrs: map[string]net.Addr{}, tcpGuard: o.TCPGuard, lazy: &lazyGuard{}, started: time.Now(), ConfigFile: o.ConfigFile,
 		traffic: newTraffic()}
 	s.cfg.Store(cfg)
@@ -107,18 +118,7 @@ func New(cfg *config.Config, o Options) *Server {
 			}
 			return 0, 0
 		})
-		s.metrics.SetWALSource(func() metrics.WALStats {
-			e := s.Engine()
-			if e == nil {
-				return metrics.WALStats{}
-			}
-			ws := e.WALStats()
-			var failures uint64
-			if e.Fatal() != nil {
-				failures = 1
-			}
-			return metrics.WALStats{BytesWritten: uint64(ws.BytesWritten), Segments: uint64(ws.Segments), LastSeq: ws.LastSeq, FsyncFailures: failures}
-		})
+		s.metrics.SetWALSource(func() metrics.WALStats { return walStats(s.Engine()) })
 	}
 	s.state.Store("recovering")
 	return s
@@ -126,6 +126,11 @@ func New(cfg *config.Config, o Options) *Server {
 
 // config returns the configuration in force (see Server.cfg).
 func (s *Server) config() *config.Config { return s.cfg.Load() }
+
+// Logger is the node's logger: the one of Options with component (default
+// "server") and node_id on every record, for the code that runs the node
+// to log its lifecycle with.
+func (s *Server) Logger() *slog.Logger { return s.log }
 
 // EngineConfig maps the typed configuration onto the engine's.
 func EngineConfig(c *config.Config) (engine.Config, error) {
@@ -162,6 +167,9 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 // returns a *engine.StartupError when the node must not start.
 func (s *Server) Start(ctx context.Context) error {
 	cfg := s.config()
+	info := s.loadInfo(cfg)
+	s.presetNodeID(cfg)
+	s.logStartup(cfg, info)
 	ec, err := EngineConfig(cfg)
 	if err != nil {
 		return &engine.StartupError{Code: engine.ExitConfig, Err: err}
@@ -169,9 +177,10 @@ func (s *Server) Start(ctx context.Context) error {
 	// The data-dir lock is taken by engine.Open; the admin socket must not
 	// be touched before it, or a second server would delete the first's
 	// socket. So: lock+recover first when the socket is enabled.
-	ec.Logger = s.log
+	ec.Logger = s.log.With(logging.ComponentKey, "engine")
 	ec.Getenv = s.getenv
 	ec.OnFsync = func(d time.Duration, records uint64) { s.metrics.ObserveFsync(d, int(records)) }
+	s.observeEngine(&ec)
 	ec.OnFatal = func(err error) {
 		s.state.Store("failed")
 		select {
@@ -190,12 +199,16 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Close()
 		return err
 	}
+	s.nodeID.Set(eng.Node().NodeID)
 	sec, err := s.openSecurity(eng)
 	if err != nil {
 		eng.Close()
 		s.Close()
 		return err
 	}
+	// First record of this run, before any admin request can be admitted.
+	s.auditConfigLoad(sec.audit, info)
+	s.observeSecurity(sec)
 	// One Admin for every listener: the gc throttle and status cache live in it.
 	sec.admin = &httpapi.Admin{Keys: sec.keys, Engine: s.Engine, Config: s.config,
 		NodeID: eng.Node().NodeID, StartedAt: s.started, ConfigFile: s.ConfigFile, Reload: s.Reload,
@@ -225,24 +238,22 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// server.local.enabled: false is one of the configuration's warnings
+	// (logged by logStartup).
 	if cfg.Server.Local.Enabled {
 		if err := s.listenLocal(cfg.Server.Local.PipeName, cfg.SocketPath()); err != nil {
 			s.Close()
 			return &engine.StartupError{Code: engine.ExitRuntime, Err: err}
 		}
-	} else {
-		s.log.Warn("server.local.enabled is false: the local admin socket (bootstrap and recovery path) is off")
 	}
 	s.state.Store("ok")
 	s.metrics.SetReady(true)
 	s.stopBg = make(chan struct{})
 	go s.backupRetention(s.stopBg)
-	ri := eng.Recovery()
-	s.metrics.SetRecoveryDuration(ri.Duration)
-	s.log.Info("node ready", "node_id", eng.Node().NodeID, "data_dir", cfg.Storage.DataDir,
-		"partitions", eng.Partitions(), "sync_mode", cfg.Storage.WAL.SyncMode, "recovery_ms", ri.Duration.Milliseconds(),
-		"wal_records_replayed", ri.WALRecords, "snapshot", ri.Snapshot, "live_sessions", eng.Store().Stats().Live,
-		"listeners", s.listenerSummary())
+	s.observeRecovery(eng)
+	s.logReady(cfg, eng)
+	s.auditLifecycle(sec.audit, actionServerStart, eng.Node().NodeID, lifecycleDetails())
+	s.startAudited.Store(true)
 	return nil
 }
 
@@ -473,6 +484,11 @@ func (s *Server) Close() error {
 	sec := s.sec
 	s.sec = nil
 	s.mu.Unlock()
+	if sec != nil && s.startAudited.Load() {
+		if eng := s.eng.Load(); eng != nil {
+			auditStop(sec.audit, eng.Node().NodeID)
+		}
+	}
 	if sec != nil {
 		if err := sec.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close key store/audit: %w", err))
