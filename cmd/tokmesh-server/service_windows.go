@@ -91,7 +91,7 @@ func (h *serviceHandler) Execute(_ []string, req <-chan svc.ChangeRequest, statu
 	defer logs.Close()
 	logLevel.Set(cfg.Telemetry.Logging.SlogLevel())
 	logger := logging.New(logs, logLevel)
-	logger.Info("running as a Windows service", "service", serviceName, "log_dir", logs.dir)
+	logger.Info("running as a Windows service", "component", "service", "service", serviceName, "log_dir", logs.dir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
