@@ -47,6 +47,10 @@ const (
 	CapRouting
 	CapMetrics
 	CapAdmin
+	// CapOpen needs no credential, but the Guard still applies the
+	// brute-force block (04 §3 step 4 exempts only /health, /ready and
+	// /openapi.json): GET /metrics without metrics auth.
+	CapOpen
 )
 
 // Route describes one route for the Guard, metrics and the OpenAPI test.
@@ -78,8 +82,9 @@ type Caller struct {
 type Guard interface {
 	// rid is the request's ID, for the audit records the check writes.
 	Check(r *http.Request, rt *Route, rid string, listOwnUser bool) (Caller, *apierr.Error)
-	// TokenFailure is told about failed token validations (brute-force guard).
-	TokenFailure(ip netip.Addr, rid string)
+	// TokenFailure is told about failed token validations (brute-force
+	// guard); r is the request, ip its client IP.
+	TokenFailure(r *http.Request, ip netip.Addr, rid string)
 }
 
 // Engine is what the HTTP layer needs from the session engine.
@@ -275,16 +280,18 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		listOwn := rt.Name == "session.list" && r.URL.Query().Get("user_id") != ""
-		if h.cfg.Guard == nil {
+		switch {
+		case h.cfg.Guard != nil:
+			c, aerr := h.cfg.Guard.Check(r, rt, rq.id, listOwn)
+			if aerr != nil {
+				writeError(w, rq.id, aerr)
+				return
+			}
+			rq.caller = c
+		case rt.Cap != CapOpen:
 			writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
 			return
 		}
-		c, aerr := h.cfg.Guard.Check(r, rt, rq.id, listOwn)
-		if aerr != nil {
-			writeError(w, rq.id, aerr)
-			return
-		}
-		rq.caller = c
 		if rt.NoQuery && r.URL.RawQuery != "" {
 			if aerr := noQuery(r.URL.Query()); aerr != nil {
 				writeError(w, rq.id, aerr)
@@ -390,7 +397,9 @@ func (h *Handler) indexStatic() {
 		h.static[tpl] = append(h.static[tpl], staticRoute{method: rh.rt.Method, h: rh})
 	}
 }
-func isBusiness(c Capability) bool { return c != CapMetrics && c != CapAdmin && c != CapPublic }
+func isBusiness(c Capability) bool {
+	return c != CapMetrics && c != CapAdmin && c != CapPublic && c != CapOpen
+}
 
 func (h *Handler) recoverPanic(w http.ResponseWriter, rq *request) {
 	if v := recover(); v != nil {

@@ -23,7 +23,7 @@ type localGuard struct{ tokenFailures int }
 func (g *localGuard) Check(r *http.Request, rt *Route, rid string, own bool) (Caller, *apierr.Error) {
 	return Caller{KeyID: "LOCAL_ADMIN", Role: "admin", ClientIP: netip.MustParseAddr("127.0.0.1"), UserAgent: r.UserAgent()}, nil
 }
-func (g *localGuard) TokenFailure(netip.Addr, string) { g.tokenFailures++ }
+func (g *localGuard) TokenFailure(*http.Request, netip.Addr, string) { g.tokenFailures++ }
 
 func newTestServer(t *testing.T) (*httptest.Server, *engine.Engine) {
 	t.Helper()

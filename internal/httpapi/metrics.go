@@ -19,7 +19,7 @@ func (h *Handler) registerMetrics() {
 	if h.cfg.Metrics == nil {
 		return
 	}
-	cp := CapPublic
+	cp := CapOpen
 	if h.cfg.MetricsAuth {
 		cp = CapMetrics
 	}

@@ -30,7 +30,7 @@ func (g *capGuard) Check(r *http.Request, rt *Route, rid string, own bool) (Call
 	}
 	return Caller{KeyID: "tmak-test", Role: "admin"}, nil
 }
-func (g *capGuard) TokenFailure(netip.Addr, string) {}
+func (g *capGuard) TokenFailure(*http.Request, netip.Addr, string) {}
 
 func newMetricsServer(t *testing.T, cfg Config) *httptest.Server {
 	t.Helper()
@@ -125,7 +125,7 @@ func TestMetrics_PublicScrapeShowsRequestsMadeThroughTheSameHandler(t *testing.T
 	}
 	for _, c := range g.asked {
 		if c == CapMetrics {
-			t.Fatal("the guard was asked about /metrics although auth is disabled")
+			t.Fatal("the guard was asked for the metrics role although auth is disabled")
 		}
 	}
 	// The scrape itself is reported once the response is done.

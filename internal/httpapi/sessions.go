@@ -309,7 +309,7 @@ func (h *Handler) validate(w http.ResponseWriter, rq *request) {
 		return
 	}
 	if (code == apierr.TokenMalformed || code == apierr.TokenUnknown) && h.cfg.Guard != nil {
-		h.cfg.Guard.TokenFailure(rq.caller.ClientIP, rq.id)
+		h.cfg.Guard.TokenFailure(rq.Request, rq.caller.ClientIP, rq.id)
 	}
 	writeData(w, http.StatusOK, rq.id, validateFailures[code])
 }

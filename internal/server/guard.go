@@ -115,6 +115,9 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, rid string, listOwn
 	if blocked, left := g.brute.Blocked(ip); blocked {
 		return httpapi.Caller{}, &apierr.Error{Code: apierr.AuthIPBlocked, RetryAfter: ceilSeconds(left)}
 	}
+	if rt.Cap == httpapi.CapOpen {
+		return httpapi.Caller{ClientIP: ip, UserAgent: r.UserAgent()}, nil
+	}
 	cred, _ := auth.CredentialFromHeader(r.Header)
 	// No per-request timer: the request's own context (closed when the
 	// client goes away, bounded by the server's read/write timeouts) bounds
@@ -178,7 +181,7 @@ func (g *tcpGuard) authError(r *http.Request, rid string, peer netip.AddrPort, i
 		g.warnAuthFailure(ip, af.KeyID, af.Reason)
 		g.auditFailure(r, rid, peer, ip, af)
 		if af.BruteForce && g.brute.AuthFailure(ip) {
-			g.auditBlock(rid, ip, "auth_failures")
+			g.auditBlock(rid, peer.Addr(), ip, "auth_failures")
 		}
 		if af.Reason == auth.ReasonDisabled {
 			return apierr.New(apierr.AuthKeyDisabled)
@@ -203,7 +206,7 @@ func (g *tcpGuard) auditFailure(r *http.Request, rid string, peer netip.AddrPort
 	}
 	g.audit.Record(audit.Record{RequestID: rid, Actor: af.KeyID, Action: "auth.failure",
 		Resource: af.KeyID, Result: audit.ResultFailure, Code: string(codeForReason(af.Reason)),
-		TCPRemoteIP: peer.Addr().String(), ClientIP: ip.String(), UserAgent: r.UserAgent(),
+		TCPRemoteIP: addrString(peer.Addr()), ClientIP: ip.String(), UserAgent: r.UserAgent(),
 		Details: map[string]any{"reason": af.Reason}})
 }
 
@@ -214,20 +217,28 @@ func codeForReason(reason string) apierr.Code {
 	return apierr.AuthBadCredential
 }
 
-func (g *tcpGuard) auditBlock(rid string, ip netip.Addr, reason string) {
+func (g *tcpGuard) auditBlock(rid string, peer, ip netip.Addr, reason string) {
 	g.m.BruteForceBlock()
 	g.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
 	if g.audit == nil {
 		return
 	}
 	g.audit.Record(audit.Record{RequestID: rid, Action: "auth.ip_blocked", Resource: ip.String(), Result: audit.ResultSuccess,
-		ClientIP: ip.String(), Details: map[string]any{"reason": reason, "until": g.brute.BlockedUntil(ip).UnixMilli()}})
+		TCPRemoteIP: addrString(peer), ClientIP: ip.String(), Details: map[string]any{"reason": reason, "until": g.brute.BlockedUntil(ip).UnixMilli()}})
+}
+
+// addrString is a's text, "" for the zero Addr (an unparsable peer).
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // TokenFailure counts a malformed or unknown token against the caller's IP.
-func (g *tcpGuard) TokenFailure(ip netip.Addr, rid string) {
+func (g *tcpGuard) TokenFailure(r *http.Request, ip netip.Addr, rid string) {
 	if g.brute.TokenFailure(ip) {
-		g.auditBlock(rid, ip, "token_failures")
+		g.auditBlock(rid, peerAddr(r, connInfoOf(r)).Addr(), ip, "token_failures")
 	}
 }
 

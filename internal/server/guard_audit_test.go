@@ -16,10 +16,12 @@ import (
 
 // A failed key check is audited under the request ID the caller was
 // answered with — the minted one when the client sent none or an invalid
-// one — and the block it triggers says until when (04 §9).
+// one — and the block it triggers says until when (04 §9). The block covers
+// an open /metrics too; only /health, /ready and /openapi.json are exempt.
 func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	c := baseConfig(t)
 	c.Security.BruteForce.MaxAuthFailures = 3
+	c.Telemetry.Metrics.AuthEnabled = false
 	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
 	srv := New(c, Options{Getenv: testEnv})
 	if err := srv.Start(context.Background()); err != nil {
@@ -29,6 +31,18 @@ func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
 	if err != nil {
 		t.Fatal(err)
+	}
+	get := func(path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + srv.Addr("http").String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get("/metrics"); st != 200 {
+		t.Fatalf("open /metrics before the block: %d", st)
 	}
 	var answered []string
 	for _, sent := range []string{"", "bad id <script>", "client.id-7"} {
@@ -54,6 +68,11 @@ func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	if answered[2] != "client.id-7" || !strings.HasPrefix(answered[0], "tmrq-") || !strings.HasPrefix(answered[1], "tmrq-") {
 		t.Fatalf("answered IDs %q", answered)
 	}
+	for path, want := range map[string]int{"/metrics": 429, "/health": 200, "/ready": 200, "/openapi.json": 200} {
+		if st := get(path); st != want {
+			t.Errorf("%s from the blocked IP: %d, want %d", path, st, want)
+		}
+	}
 	started := time.Now()
 	var fails, blocks []audit.Record
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -78,7 +97,7 @@ func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	b := blocks[0]
 	until, _ := strconv.ParseInt(fmt.Sprint(b.Details["until"]), 10, 64)
 	want := started.Add(c.Security.BruteForce.BlockDuration)
-	if b.RequestID != answered[2] || b.Details["reason"] != "auth_failures" || time.UnixMilli(until).Sub(want).Abs() > 5*time.Second {
+	if b.RequestID != answered[2] || b.Details["reason"] != "auth_failures" || b.TCPRemoteIP != "127.0.0.1" || b.ClientIP != "127.0.0.1" || time.UnixMilli(until).Sub(want).Abs() > 5*time.Second {
 		t.Fatalf("auth.ip_blocked record %+v (until want ≈ %v)", b, want)
 	}
 }

@@ -115,12 +115,15 @@ func (l *lazyGuard) Check(r *http.Request, rt *httpapi.Route, rid string, own bo
 	if g := l.g.Load(); g != nil {
 		return g.Check(r, rt, rid, own)
 	}
+	if rt.Cap == httpapi.CapOpen { // no guard yet means no block yet
+		return httpapi.Caller{}, nil
+	}
 	return httpapi.Caller{}, &apierr.Error{Code: apierr.SysNotReady, RetryAfter: 1}
 }
 
-func (l *lazyGuard) TokenFailure(ip netip.Addr, rid string) {
+func (l *lazyGuard) TokenFailure(r *http.Request, ip netip.Addr, rid string) {
 	if g := l.g.Load(); g != nil {
-		g.TokenFailure(ip, rid)
+		g.TokenFailure(r, ip, rid)
 	}
 }
 
@@ -138,6 +141,6 @@ func (g localGuard) Check(r *http.Request, rt *httpapi.Route, rid string, own bo
 	return httpapi.Caller{KeyID: auth.LocalAdminID, Role: string(auth.RoleAdmin), UserAgent: r.UserAgent()}, nil
 }
 
-func (localGuard) TokenFailure(netip.Addr, string) {}
+func (localGuard) TokenFailure(*http.Request, netip.Addr, string) {}
 
 var _ = time.Second
