@@ -132,3 +132,61 @@ func fmtMap(m map[string]any) string {
 	}
 	return fmt.Sprint(m)
 }
+
+// A key disabled after AUTH is refused on the open connection and audited
+// as auth.failure (04 §9, "HTTP or RESP") — once per episode, not once per
+// pipelined command; a new episode after a re-enable is audited again.
+func TestAudit_KeyDisabledOnAnOpenConnectionIsAuditedOnce(t *testing.T) {
+	al, err := audit.Open(t.TempDir(), "node-1", audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	e := newEnv(t, func(c *Config) { c.Audit = al })
+	ctx := context.Background()
+	keyID := e.creds[auth.RoleIssuer][0]
+	c := redis.NewClient(&redis.Options{Addr: e.addr, Username: keyID, Password: e.creds[auth.RoleIssuer][1], Protocol: 2, PoolSize: 1})
+	defer c.Close()
+	s := create(t, c, `{"user_id":"dis"}`)
+	failures := func() int {
+		t.Helper()
+		var n int
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			items, _, err := al.Query(audit.Filter{Action: "auth.failure", Size: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = len(items)
+			for _, it := range items {
+				if it.Actor != keyID || it.Details["reason"] != auth.ReasonDisabled || it.Code != "TM-AUTH-4012" {
+					t.Fatalf("record %+v", it)
+				}
+			}
+			if time.Now().After(deadline) {
+				return n
+			}
+		}
+	}
+	setStatus := func(st auth.Status) {
+		t.Helper()
+		if _, _, err := e.keys.SetStatus(ctx, keyID, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(auth.StatusDisabled)
+	for range 3 {
+		wantErr(t, c.Get(ctx, s.SessionID).Err(), "TM-AUTH-4012 ")
+	}
+	if n := failures(); n != 1 {
+		t.Fatalf("%d auth.failure records after three refused commands, want 1", n)
+	}
+	setStatus(auth.StatusActive)
+	if err := c.Get(ctx, s.SessionID).Err(); err != nil {
+		t.Fatalf("after re-enable: %v", err)
+	}
+	setStatus(auth.StatusDisabled)
+	wantErr(t, c.Get(ctx, s.SessionID).Err(), "TM-AUTH-4012 ")
+	if n := failures(); n != 2 {
+		t.Fatalf("%d auth.failure records after a second episode, want 2", n)
+	}
+}

@@ -224,6 +224,9 @@ type connState struct {
 	refused  bool   // over the connection limit: not counted as open
 	buf      []byte // reused reply buffer (validate hot path)
 	w        replyConn
+	// failAudited is the reason of the last auth.failure audited for a
+	// re-check on this connection ("" after a passing one).
+	failAudited string
 	// lastEnd is when the previous command's reply was written; chained
 	// says the next command was already in the pipeline then.
 	lastEnd time.Time
@@ -365,6 +368,7 @@ func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
 			writeErr(w, s.authError(st, err, false))
 			return
 		}
+		st.failAudited = ""
 		if !st.p.Can(def.cap) {
 			s.m.AuthFailure("role")
 			writeErr(w, errPermissionDenied)
@@ -405,11 +409,18 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		return apierr.New(apierr.AuthNoCredential)
 	case errors.As(err, &af):
 		s.m.AuthFailure(af.Reason)
-		if atAuth {
+		switch {
+		case atAuth:
 			s.auditFailure(st, af)
 			if af.BruteForce && s.cfg.Brute != nil && s.cfg.Brute.AuthFailure(st.ip) {
 				s.auditBlock(st.ip, "auth_failures")
 			}
+		case st.failAudited != af.Reason:
+			// The connection's key was disabled, expired or rotated out
+			// after AUTH (04 §9 audits it for RESP too): once per reason
+			// and connection, not once per pipelined command.
+			s.auditFailure(st, af)
+			st.failAudited = af.Reason
 		}
 		if af.Reason == auth.ReasonDisabled {
 			return apierr.New(apierr.AuthKeyDisabled)
