@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,35 @@ func (r *AntiReplay) Check(tsHeader, nonceHeader string, required bool) error {
 		return ErrTimestamp
 	}
 	return r.add(nonceHeader, now.UnixNano(), cfg)
+}
+
+// CheckHeader is Check on a request's X-Timestamp and X-Nonce headers. A
+// header sent with an empty value is present (04 §5: "if X-Timestamp or
+// X-Nonce is present, both are required and enforced"), so it fails as
+// malformed instead of passing as absent.
+func (r *AntiReplay) CheckHeader(h http.Header, required bool) error {
+	ts, tsSent := h["X-Timestamp"]
+	nonce, nonceSent := h["X-Nonce"]
+	t, n := firstValue(ts), firstValue(nonce)
+	if (tsSent || nonceSent) && t == "" && n == "" {
+		return ErrReplayHeaders
+	}
+	return r.Check(t, n, required)
+}
+
+// ReplayHeadersSent reports whether a request carries either anti-replay
+// header, even empty.
+func ReplayHeadersSent(h http.Header) bool {
+	_, ts := h["X-Timestamp"]
+	_, nonce := h["X-Nonce"]
+	return ts || nonce
+}
+
+func firstValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // add is the atomic add-if-absent.

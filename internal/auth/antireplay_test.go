@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,33 @@ func TestAntiReplay_Check(t *testing.T) {
 	// A nonce rejected for its timestamp was not consumed.
 	if err := r.Check(ts, n(4), false); err != nil {
 		t.Fatalf("nonce consumed by a rejected request: %v", err)
+	}
+}
+
+// Headers sent empty are present: malformed, not absent.
+func TestAntiReplay_CheckHeaderEmptyIsPresent(t *testing.T) {
+	clock := newClock()
+	r := NewAntiReplay(testConfig(clock))
+	ts := strconv.FormatInt(clock.Now().UnixMilli(), 10)
+	for i, tc := range []struct {
+		h        http.Header
+		required bool
+		want     error
+	}{
+		{http.Header{}, false, nil},
+		{http.Header{}, true, ErrReplayHeaders},
+		{http.Header{"X-Nonce": {""}}, false, ErrReplayHeaders},
+		{http.Header{"X-Timestamp": {""}}, false, ErrReplayHeaders},
+		{http.Header{"X-Timestamp": {""}, "X-Nonce": {""}}, false, ErrReplayHeaders},
+		{http.Header{"X-Timestamp": {ts}, "X-Nonce": {""}}, false, ErrReplayHeaders},
+		{http.Header{"X-Timestamp": {ts}, "X-Nonce": {"header-nonce-000001"}}, true, nil},
+	} {
+		if err := r.CheckHeader(tc.h, tc.required); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("case %d %v: got %v want %v", i, tc.h, err, tc.want)
+		}
+	}
+	if !ReplayHeadersSent(http.Header{"X-Nonce": {""}}) || ReplayHeadersSent(http.Header{"X-Other": {"x"}}) {
+		t.Fatal("ReplayHeadersSent")
 	}
 }
 

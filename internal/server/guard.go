@@ -142,7 +142,7 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, rid string, listOwn
 		return httpapi.Caller{}, apierr.New(apierr.AuthForbidden)
 	}
 	if rt.Write {
-		if aerr := replayError(g.replay.Check(r.Header.Get("X-Timestamp"), r.Header.Get("X-Nonce"), g.replay.Required())); aerr != nil {
+		if aerr := replayError(g.replay.CheckHeader(r.Header, g.replay.Required())); aerr != nil {
 			g.m.AntiReplayRejection(replayReason(aerr.Code))
 			return httpapi.Caller{}, aerr
 		}

@@ -133,8 +133,8 @@ func (l *lazyGuard) TokenFailure(r *http.Request, ip netip.Addr, rid string) {
 type localGuard struct{ replay *auth.AntiReplay }
 
 func (g localGuard) Check(r *http.Request, rt *httpapi.Route, rid string, own bool) (httpapi.Caller, *apierr.Error) {
-	if rt.Write && g.replay != nil && (r.Header.Get("X-Timestamp") != "" || r.Header.Get("X-Nonce") != "") {
-		if aerr := replayError(g.replay.Check(r.Header.Get("X-Timestamp"), r.Header.Get("X-Nonce"), false)); aerr != nil {
+	if rt.Write && g.replay != nil && auth.ReplayHeadersSent(r.Header) {
+		if aerr := replayError(g.replay.CheckHeader(r.Header, false)); aerr != nil {
 			return httpapi.Caller{}, aerr
 		}
 	}
