@@ -63,6 +63,9 @@ const (
 	ReasonBadSecret  = "bad_secret"
 	ReasonExpired    = "expired"
 	ReasonDisabled   = "disabled"
+	// ReasonMalformed: the credential could not be parsed, so it names no
+	// key (the record's resource is empty).
+	ReasonMalformed = "malformed"
 )
 
 // AuthFailure is returned by Authenticate and Recheck when a parsable

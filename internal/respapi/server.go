@@ -428,6 +428,9 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.Is(err, auth.ErrBadCredential):
 		s.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
+		if atAuth {
+			s.auditFailure(st, &auth.AuthFailure{Reason: auth.ReasonMalformed})
+		}
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
 		s.m.RateLimitRejection()

@@ -190,6 +190,9 @@ func (g *tcpGuard) authError(r *http.Request, rid string, peer netip.AddrPort, i
 	case errors.Is(err, auth.ErrBadCredential):
 		g.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
 		g.warnAuthFailure(ip, "", "malformed")
+		// Audited with no key (04 §9: resource "key ID if parsable"); not
+		// a failed verification (step 9), so not a brute-force count.
+		g.auditFailure(r, rid, peer, ip, &auth.AuthFailure{Reason: auth.ReasonMalformed})
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
 		g.m.RateLimitRejection()

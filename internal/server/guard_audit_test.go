@@ -111,3 +111,39 @@ func wrongSecret(s string) string {
 	}
 	return s[:len(s)-1] + "A"
 }
+
+// An unparsable credential is audited as auth.failure with no key (04 §9:
+// resource "key ID if parsable"), and is not a brute-force count.
+func TestGuard_MalformedCredentialIsAuditedWithoutKey(t *testing.T) {
+	c := baseConfig(t)
+	c.Security.BruteForce.MaxAuthFailures = 1
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, cred := range []string{"Bearer tmak-nope", "Bearer not-a-key:tmas_short"} {
+		req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+"/tokens/validate", strings.NewReader(`{"token":"x"}`))
+		req.Header.Set("Authorization", cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("%q: %d, want 401 (and never 429: malformed is not a brute-force count)", cred, resp.StatusCode)
+		}
+	}
+	var fails []audit.Record
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(fails) < 2; time.Sleep(20 * time.Millisecond) {
+		fails, _, _ = srv.sec.audit.Query(audit.Filter{Action: "auth.failure", Size: 100})
+	}
+	if len(fails) != 2 {
+		t.Fatalf("%d auth.failure records, want 2", len(fails))
+	}
+	for _, r := range fails {
+		if r.Resource != "" || r.Details["reason"] != auth.ReasonMalformed || r.Code != "TM-AUTH-4011" || r.RequestID == "" {
+			t.Fatalf("record %+v", r)
+		}
+	}
+}
