@@ -15,7 +15,7 @@ import (
 // starts watching its directories.
 func (s *Server) newTLSReloader(t config.ServerTLS) (*tlsutil.Reloader, func(), error) {
 	r, err := tlsutil.NewReloader(tlsutil.Options{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile,
-		ClientAuth: t.ClientAuth, MinVersion: t.MinVersion, Name: "server", Logger: s.log.With("component", "tls"),
+		ClientAuth: t.ClientAuth, MinVersion: t.MinVersion, Name: "server", Logger: s.log,
 		OnFailure: func(error) { s.metrics.TLSReloadFailure("server") }})
 	if err != nil {
 		return nil, nil, err
