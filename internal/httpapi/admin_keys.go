@@ -23,10 +23,19 @@ func (h *Handler) keys() (*auth.Manager, *apierr.Error) {
 	return nil, apierr.Newf(apierr.SysNotReady, "the control store is not loaded yet")
 }
 
+// endedGrace shows a rotation grace that has ended as 0 ("none", 02 §5.1):
+// the previous secret no longer works, whatever the stored bound says.
+func endedGrace(k auth.Key, nowMs int64) auth.Key {
+	if k.RotationGraceUntil != 0 && k.RotationGraceUntil <= nowMs {
+		k.RotationGraceUntil = 0
+	}
+	return k
+}
+
 // keyJSON renders the key object, plus secret, api_key and warning when
 // given (create, emergency).
 func keyJSON(k auth.Key, secret, warning string) ([]byte, *apierr.Error) {
-	b, err := json.Marshal(k)
+	b, err := json.Marshal(endedGrace(k, time.Now().UnixMilli()))
 	if err != nil {
 		return nil, &apierr.Error{Code: apierr.SysInternal, Err: err}
 	}
@@ -163,6 +172,10 @@ func (h *Handler) adminKeyList(rq *request) (int, []byte, *apierr.Error) {
 			return 0, nil, badParam(fe.Field, fe.Reason)
 		}
 		return 0, nil, keyError(err)
+	}
+	now := time.Now().UnixMilli()
+	for i := range items {
+		items[i] = endedGrace(items[i], now)
 	}
 	b, err := json.Marshal(listPage[auth.Key]{Items: items, Page: page, Size: size, Total: total})
 	if err != nil {

@@ -359,6 +359,30 @@ func TestAdminKeys_CreateListGetStatusRotate(t *testing.T) {
 	if !bytes.Contains(r.env.Data, []byte(`"rotation_grace_until":`+fmt.Sprint(issUntil))) {
 		t.Fatalf("after rotate %s", r.env.Data)
 	}
+	// Once the grace has ended there is none: 0 (02 §5.1), in get and list.
+	short := hs.createKey(`{"role":"validator"}`)
+	hs.expect(nil, "POST", "/admin/v1/keys/"+short.KeyID+"/rotate", `{"grace_seconds":1}`, 200, "OK")
+	r = hs.expect(nil, "GET", "/admin/v1/keys/"+short.KeyID, "", 200, "OK")
+	if bytes.Contains(r.env.Data, []byte(`"rotation_grace_until":0`)) {
+		t.Fatalf("during the grace: %s", r.env.Data)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	r = hs.expect(nil, "GET", "/admin/v1/keys/"+short.KeyID, "", 200, "OK")
+	if !bytes.Contains(r.env.Data, []byte(`"rotation_grace_until":0`)) {
+		t.Fatalf("after the grace: %s", r.env.Data)
+	}
+	var page struct {
+		Items []struct {
+			KeyID string `json:"key_id"`
+			Until int64  `json:"rotation_grace_until"`
+		} `json:"items"`
+	}
+	hs.expect(nil, "GET", "/admin/v1/keys?size=100", "", 200, "OK").data(t, &page)
+	for _, it := range page.Items {
+		if it.KeyID == short.KeyID && it.Until != 0 {
+			t.Fatalf("list after the grace: %+v", it)
+		}
+	}
 }
 
 func TestAdminKeys_FieldAndLookupErrors(t *testing.T) {
