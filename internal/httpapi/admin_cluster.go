@@ -87,8 +87,9 @@ func (h *Handler) adminClusterStatus(rq *request) (int, []byte, *apierr.Error) {
 	s := clusterSummary{Mode: "standalone", LeaderID: node, Voters: []string{node}, Warnings: []string{}, Health: "healthy"}
 	s.Nodes.Alive = 1
 	s.Partitions.Total = a.partitions()
-	if ok, _, _ := h.cfg.Ready(); !ok {
-		// Recovering, restoring or shutting down: the only node serves nothing.
+	if ok, _, code := h.cfg.Ready(); !ok && code != "" {
+		// Recovering, restoring or failed: the only node serves nothing
+		// (a draining node still serves until its listeners close).
 		s.Health = "unavailable"
 		s.Partitions.Unavailable = s.Partitions.Total
 	}
@@ -117,7 +118,7 @@ func (h *Handler) adminClusterPartitions(rq *request) (int, []byte, *apierr.Erro
 	p := a.partitions()
 	node := a.nodeID()
 	state := "active"
-	if ok, _, _ := h.cfg.Ready(); !ok {
+	if ok, _, code := h.cfg.Ready(); !ok && code != "" {
 		state = "unavailable"
 	}
 	parts := make([]clusterPartition, p)

@@ -100,7 +100,10 @@ type Engine interface {
 	Partitions() int
 }
 
-// Readiness reports the checks of /ready; ok=false gates business routes.
+// Readiness reports the checks of /ready. ok=false with a code gates
+// business routes with that code; ok=false with code "" is a node that
+// takes no new traffic (/ready 503) but still serves what reaches it — a
+// draining node after SIGTERM (04 §3 step 5, 09 §3).
 type Readiness func() (ok bool, checks map[string]string, code apierr.Code)
 
 // Config configures the handler.
@@ -271,7 +274,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr["Date"] = dateHeader(start)
 	defer h.recoverPanic(w, rq)
 	if rt.Cap != CapPublic {
-		if ok, checks, code := h.cfg.Ready(); !ok && isBusiness(rt.Cap) {
+		if ok, checks, code := h.cfg.Ready(); !ok && code != "" && isBusiness(rt.Cap) {
 			e := apierr.New(code).WithDetail("checks", checks)
 			if code == apierr.AdminMaintenance {
 				e.RetryAfter = 5

@@ -128,9 +128,10 @@ func (s *Server) observeRecovery(eng *engine.Engine) {
 		}
 		// What GET /admin/v1/status and /admin/v1/cluster/status say of a
 		// standalone node (D22): its own leader, lease valid, primary for
-		// every partition; while it is not ready it serves none of them.
+		// every partition; while it refuses business requests (recovery,
+		// restore, storage failure — not draining) it serves none of them.
 		v := metrics.ClusterView{Primary: e.Partitions(), Leader: true, LeaseValid: true}
-		if !s.Ready() {
+		if !s.serving() {
 			v.Unavailable = v.Primary
 		}
 		return v, true

@@ -69,7 +69,7 @@ func (s *Server) startRESP(eng *engine.Engine, sec *security) error {
 
 // respGate applies the business-route gate of the HTTP API to RESP commands.
 func (s *Server) respGate() *apierr.Error {
-	if ok, _, code := s.readiness(); !ok {
+	if ok, _, code := s.readiness(); !ok && code != "" { // draining still serves
 		e := apierr.New(code)
 		if code == apierr.AdminMaintenance {
 			e.RetryAfter = 5

@@ -406,8 +406,10 @@ func (s *Server) readiness() (bool, map[string]string, apierr.Code) {
 	}
 	switch st {
 	case "draining":
+		// /ready says 503 so load balancers move away; business requests
+		// are still served until the listeners close (no gate code).
 		checks["shutdown"] = "draining"
-		return false, checks, apierr.SysNotReady
+		return false, checks, ""
 	case "failed":
 		checks["storage"] = "failed"
 		return false, checks, apierr.SysStorage
@@ -417,8 +419,12 @@ func (s *Server) readiness() (bool, map[string]string, apierr.Code) {
 	}
 }
 
-// Ready reports whether the node serves business routes.
+// Ready reports whether the node is ready for new traffic (/ready 200).
 func (s *Server) Ready() bool { ok, _, _ := s.readiness(); return ok }
+
+// serving reports whether business requests are served: when ready, and
+// while draining after SIGTERM.
+func (s *Server) serving() bool { ok, _, code := s.readiness(); return ok || code == "" }
 
 // Engine returns the running engine (nil before recovery completed).
 func (s *Server) Engine() *engine.Engine { return s.eng.Load() }

@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/config"
 )
 
@@ -64,8 +67,20 @@ func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string) {
 func TestServer_HTTPSServesTheSameRoutesAndDrainsOnShutdown(t *testing.T) {
 	c := baseConfig(t)
 	c.Server.TLS.CertFile, c.Server.TLS.KeyFile = writeCert(t, t.TempDir(), "tokmesh-test")
+	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
+	c.Server.Shutdown.GracePeriod = time.Second
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
 	srv := New(c, Options{Getenv: testEnv})
 	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr("resp").String(), Username: k.ID, Password: secret, Protocol: 2, PoolSize: 1})
+	defer rdb.Close()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
@@ -105,6 +120,21 @@ func TestServer_HTTPSServesTheSameRoutesAndDrainsOnShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || env.Code != "TM-SYS-5030" || !strings.Contains(toJSON(env.Details), `"shutdown":"draining"`) {
 		t.Fatalf("ready while draining: %d %+v", resp.StatusCode, env)
+	}
+	// ... while business requests are still served until the listeners
+	// close (04 §3 step 5, 09 §3), over HTTP and RESP.
+	req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+"/sessions", strings.NewReader(`{"user_id":"drain"}`))
+	req.Header.Set("Authorization", "Bearer "+k.ID+":"+secret)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create while draining: %d", resp.StatusCode)
+	}
+	if err := rdb.Do(context.Background(), "TM.CREATE", `{"user_id":"drain"}`).Err(); err != nil {
+		t.Fatalf("RESP create while draining: %v", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
