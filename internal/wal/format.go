@@ -130,6 +130,22 @@ func (e *CorruptionError) Is(target error) bool {
 	return target == ErrCorrupt && e.Kind != KindKeyMismatch
 }
 
+// KeyMismatchError is the cause inside a key-mismatch *CorruptionError: the
+// key ID in the segment header and the ID of the key that tried to read it.
+// It matches ErrKeyMismatch, so callers can tell the operator which key the
+// data needs without parsing the message.
+type KeyMismatchError struct {
+	Written crypt.KeyID // the segment header's key ID
+	Loaded  crypt.KeyID // the configured key's ID
+}
+
+func (e *KeyMismatchError) Error() string {
+	return fmt.Sprintf("%v: segment was written under key %s, the loaded key is %s", ErrKeyMismatch, e.Written, e.Loaded)
+}
+
+// Unwrap returns ErrKeyMismatch.
+func (e *KeyMismatchError) Unwrap() error { return ErrKeyMismatch }
+
 func corruptf(file string, off int64, seq uint64, kind string, sentinel error, format string, args ...any) *CorruptionError {
 	return &CorruptionError{File: file, Offset: off, Seq: seq, Kind: kind, Err: fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))}
 }

@@ -247,7 +247,8 @@ func loadSegment(fsys FS, si *SegmentInfo, key *crypt.MasterKey, buf []byte) (*s
 	s := &segment{path: si.Path, data: data, hdr: h}
 	if key != nil {
 		if h.KeyID != key.ID() {
-			return s, data, corruptf(si.Path, 0, h.FirstSeq, KindKeyMismatch, ErrKeyMismatch, "segment was written under key %s, the loaded key is %s", h.KeyID, key.ID())
+			return s, data, &CorruptionError{File: si.Path, Offset: 0, Seq: h.FirstSeq, Kind: KindKeyMismatch,
+				Err: &KeyMismatchError{Written: h.KeyID, Loaded: key.ID()}}
 		}
 		aead, err := key.FileAEAD(h.Cipher, h.Salt[:], crypt.PurposeWAL)
 		if err != nil {
@@ -284,6 +285,14 @@ type ReplayResult struct {
 	Records  int // records passed to fn
 	Segments int // segments read
 	TornTail *TornTail
+	// Bytes is the WAL written after AfterSeq: the frame bytes of the
+	// records passed to fn plus the header of every segment holding one
+	// (what a writer's BytesWritten would have counted for them). It lets
+	// a restarted node keep counting WAL growth since its last snapshot.
+	Bytes int64
+	// FirstCreatedAt is the created_at (Unix ms) of the first segment
+	// holding a record after AfterSeq, or 0 when there is none.
+	FirstCreatedAt int64
 }
 
 // Replay calls fn for every record with seq > opts.AfterSeq in seq order
@@ -330,6 +339,7 @@ func Replay(dir string, key *crypt.MasterKey, opts ReplayOptions, fn func(seq ui
 		}
 		res.Segments++
 		expected := h.FirstSeq
+		counted := false // this segment's header is in res.Bytes
 		for off := HeaderSize; off < len(s.data); {
 			f, pt, kind := s.frameAtFresh(off, &scratch, opts.AfterSeq)
 			if kind != "" {
@@ -357,6 +367,14 @@ func Replay(dir string, key *crypt.MasterKey, opts ReplayOptions, fn func(seq ui
 					return res, err
 				}
 				res.Records++
+				if !counted {
+					counted = true
+					res.Bytes += HeaderSize
+					if res.FirstCreatedAt == 0 {
+						res.FirstCreatedAt = h.CreatedAt
+					}
+				}
+				res.Bytes += int64(f.Size)
 			}
 			expected++
 			off += f.Size

@@ -981,3 +981,60 @@ func TestTornScan_IsLinearOnStructuredGarbage(t *testing.T) {
 	}
 	t.Logf("scan of 1 MiB structured garbage: %v", time.Since(start))
 }
+
+func TestReplay_BytesCountsTheWALAfterTheCoveredSeq(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	var written []int64 // BytesWritten of each writer, one segment each
+	next := uint64(1)
+	for _, n := range []int{5, 7, 4} {
+		w := openTest(t, Options{Dir: dir, Key: key, SyncMode: SyncNone}, next)
+		_, last := writeRecords(t, w, n)
+		written = append(written, w.Stats().BytesWritten)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		next = last + 1
+	}
+	bytesAfter := func(after uint64) ReplayResult {
+		t.Helper()
+		_, res, err := replayAll(t, dir, key, ReplayOptions{AfterSeq: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// At segment boundaries the count is exactly what the writers wrote.
+	for _, c := range []struct {
+		after uint64
+		want  int64
+	}{{0, written[0] + written[1] + written[2]}, {5, written[1] + written[2]}, {12, written[2]}, {16, 0}} {
+		if got := bytesAfter(c.after).Bytes; got != c.want {
+			t.Errorf("Bytes after seq %d = %d, want %d", c.after, got, c.want)
+		}
+	}
+	// Inside a segment it drops by the frames the snapshot covers.
+	if b5, b8, b12 := bytesAfter(5).Bytes, bytesAfter(8).Bytes, bytesAfter(12).Bytes; !(b5 > b8 && b8 > b12) {
+		t.Errorf("Bytes after 5, 8, 12 = %d, %d, %d; want strictly decreasing", b5, b8, b12)
+	}
+	if res := bytesAfter(16); res.FirstCreatedAt != 0 {
+		t.Errorf("FirstCreatedAt with nothing replayed = %d, want 0", res.FirstCreatedAt)
+	}
+	h, err := ReadHeader(segPath(dir, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytesAfter(8).FirstCreatedAt; got != h.CreatedAt || got == 0 {
+		t.Errorf("FirstCreatedAt after seq 8 = %d, want segment 2's %d", got, h.CreatedAt)
+	}
+}
+
+func TestReplay_WrongKeyNamesBothKeyIDs(t *testing.T) {
+	dir := t.TempDir()
+	writeWAL(t, dir, otherKey(t), 0, 3)
+	_, _, err := replayAll(t, dir, testKey(t), ReplayOptions{})
+	var km *KeyMismatchError
+	if !errors.As(err, &km) || km.Written != otherKey(t).ID() || km.Loaded != testKey(t).ID() {
+		t.Fatalf("err %v, want a KeyMismatchError naming both key IDs", err)
+	}
+}
