@@ -217,3 +217,30 @@ func TestQuickstart_EndToEndWithRealProcess(t *testing.T) {
 		}
 	}
 }
+
+// A second SIGTERM ends the drain at once: the node still stops cleanly
+// (exit 0, "stopped"), long before the grace period is over.
+func TestShutdown_SecondSignalEndsTheDrain(t *testing.T) {
+	n := startNode(t, t.TempDir(), "--set", "server.shutdown.grace_period=30s", "--set", "server.shutdown.timeout=60s")
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.logs(), `"shutting down"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown after SIGTERM:\n%s", n.logs())
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // draining now
+	start := time.Now()
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-done
+		t.Fatalf("still draining 10 s after the second signal:\n%s", n.logs())
+	}
+	if code := n.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(n.logs(), "second signal") || !strings.Contains(n.logs(), `"stopped"`) {
+		t.Fatalf("exit %d after %v:\n%s", code, time.Since(start), n.logs())
+	}
+}

@@ -53,6 +53,23 @@ wait:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Shutdown.Timeout)
 	defer cancel()
+	// A second SIGINT/SIGTERM ends the drain at once (requests in flight
+	// are cut; the WAL is still flushed and the node closed cleanly); a
+	// third exits immediately.
+	again := make(chan os.Signal, 2)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		if _, ok := <-again; !ok {
+			return
+		}
+		logger.Warn("second signal: ending the drain now")
+		cancel()
+		if _, ok := <-again; ok {
+			logger.Error("third signal: exiting without a clean stop")
+			os.Exit(1)
+		}
+	}()
 	start := time.Now()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Error("shutdown", server.FailureAttrs(err)...)

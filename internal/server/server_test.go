@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -175,5 +176,44 @@ func TestServer_BrokenCertificateRefusesToStart(t *testing.T) {
 	}
 	if ExitCode(err) != 78 {
 		t.Fatalf("exit code %d for %v", ExitCode(err), err)
+	}
+}
+
+// A request still in flight when server.shutdown.timeout runs out is cut,
+// and the shutdown is still a clean one (exit 0): only a failure to stop
+// cleanly is an error.
+func TestServer_ShutdownTimeoutCutsSlowRequestsCleanly(t *testing.T) {
+	c := baseConfig(t)
+	c.Server.Shutdown.GracePeriod = 50 * time.Millisecond
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A create whose body never finishes arriving: the handler waits in
+	// its body read, so the request stays in flight.
+	conn, err := net.Dial("tcp", srv.Addr("http").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s:%s\r\nContent-Length: 100\r\n\r\n{\"user_id\":", k.ID, secret)
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown that cut a slow request: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v with a 500 ms timeout", d)
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the slow connection is still open")
 	}
 }
