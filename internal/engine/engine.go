@@ -342,7 +342,11 @@ func (e *Engine) recover() error {
 		n, t, cs, err := e.loadSnapshot(path)
 		if err != nil {
 			if errors.Is(err, snapshot.ErrKeyMismatch) {
-				return &StartupError{Code: ExitDataErr, Err: fmt.Errorf("%s: %w; the configured master key (id %s) is not the one this data was written with: configure the right key or run `tokmesh-walctl rekey`", path, err, key.ID())}
+				var written crypt.KeyID
+				if h, herr := snapshot.ReadHeader(path); herr == nil {
+					written = h.KeyID
+				}
+				return &StartupError{Code: ExitDataErr, Err: e.keyMismatch(path, written, err)}
 			}
 			e.log.Warn("snapshot unusable, trying an older one", "file", path, "error", err.Error())
 			e.recoveryInfo.SnapshotsSkip = append(e.recoveryInfo.SnapshotsSkip, path)
@@ -376,6 +380,11 @@ func (e *Engine) recover() error {
 		err = werr
 	}
 	if err != nil {
+		var km *wal.KeyMismatchError
+		var ce *wal.CorruptionError
+		if errors.As(err, &km) && errors.As(err, &ce) {
+			return &StartupError{Code: ExitDataErr, Err: e.keyMismatch(ce.File, km.Written, err)}
+		}
 		return &StartupError{Code: ExitDataErr, Err: e.corruptionMsg(err)}
 	}
 	if res.TornTail != nil {
@@ -404,6 +413,51 @@ func (e *Engine) recover() error {
 	e.log.Info("recovery complete", "snapshot", e.recoveryInfo.Snapshot, "covered_seq", covered,
 		"wal_records", res.Records, "last_seq", last, "live", st.Live, "tombstones", st.Tombstones)
 	return nil
+}
+
+// keyMismatch is the refusal for a file recovery cannot read because it was
+// sealed under another master key (04-security §11: exit 65 naming
+// `tokmesh-walctl rekey`). Nothing is damaged, so unlike corruptionMsg it
+// points at the key configuration and never at walctl repair, which would
+// throw away good data. written is the file's key ID (zero if unknown).
+func (e *Engine) keyMismatch(file string, written crypt.KeyID, err error) error {
+	return &keyMismatchError{file: file, dataDir: e.cfg.DataDir, written: written, loaded: e.key.ID(),
+		source: describeKeySource(e.recoveryInfo.KeySource, e.cfg.KeyFile, e.cfg.DataDir), err: err}
+}
+
+type keyMismatchError struct {
+	file, dataDir   string
+	written, loaded crypt.KeyID
+	source          string // where the configured key came from
+	err             error  // wraps wal.ErrKeyMismatch or snapshot.ErrKeyMismatch
+}
+
+func (e *keyMismatchError) Error() string {
+	written, oldKey := "another master key", "<old key file>"
+	if e.written != (crypt.KeyID{}) {
+		written = "master key " + e.written.String()
+		oldKey = "<file holding key " + e.written.String() + ">"
+	}
+	return fmt.Sprintf("%s: the data in %s was written under %s, but the configured key (%s) is %s: "+
+		"configure the key it was written with (security.encryption.key_file or TOKMESH_ENCRYPTION_KEY), "+
+		"or re-encrypt the data dir under the configured key with `tokmesh-walctl rekey --data-dir %s --key-file %s --new-key-file <file holding key %s>`",
+		e.file, e.dataDir, written, e.source, e.loaded, e.dataDir, oldKey, e.loaded)
+}
+
+func (e *keyMismatchError) Unwrap() error { return e.err }
+
+// describeKeySource names where the master key was loaded from, in the
+// words an operator would use to change it.
+func describeKeySource(src crypt.KeySource, keyFile, dataDir string) string {
+	switch src {
+	case crypt.SourceEnv:
+		return "from TOKMESH_ENCRYPTION_KEY"
+	case crypt.SourceFile:
+		return "from security.encryption.key_file " + keyFile
+	case crypt.SourceDataDir, crypt.SourceGenerated:
+		return "from " + filepath.Join(dataDir, crypt.DefaultKeyFileName)
+	}
+	return string(src)
 }
 
 func (e *Engine) corruptionMsg(err error) error {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yndnr/tokmesh-go/internal/crypt"
 	"github.com/yndnr/tokmesh-go/internal/datadir"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/snapshot"
@@ -211,26 +213,62 @@ func TestOpen_EncryptedDataWithoutKeyExits78(t *testing.T) {
 	}
 }
 
-func TestOpen_WrongKeyExits65NamingRekey(t *testing.T) {
-	dir := t.TempDir()
-	e := mustOpen(t, testConfig(dir))
-	create(t, e, "token-wrong-key-01", "u")
-	if _, err := e.Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	create(t, e, "token-wrong-key-02", "u")
-	e.Close()
-	cfg := testConfig(dir)
-	cfg.Getenv = func(k string) string {
-		if k == "TOKMESH_ENCRYPTION_KEY" {
-			return strings.Repeat("ab", 32)
-		}
-		return ""
-	}
-	_, err := Open(cfg)
-	var se *StartupError
-	if !errors.As(err, &se) || se.Code != ExitDataErr || !strings.Contains(err.Error(), "rekey") {
-		t.Fatalf("got %v", err)
+// A data dir written under another master key is not damaged: the refusal
+// (exit 65) names both key IDs, the two ways to configure the key and
+// walctl rekey, and never steers the operator to the destructive repair
+// (04-security §11).
+func TestOpen_WrongKeyExits65NamingBothKeysAndRekeyNotRepair(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		snapshot bool
+		sentinel error
+	}{
+		{"wal only", false, wal.ErrKeyMismatch},
+		{"snapshot and wal", true, snapshot.ErrKeyMismatch},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			e := mustOpen(t, testConfig(dir))
+			writtenID := e.MasterKey().ID().String()
+			create(t, e, "token-wrong-key-01", "u")
+			if c.snapshot {
+				if _, err := e.Snapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			create(t, e, "token-wrong-key-02", "u")
+			e.Close()
+			cfg := testConfig(dir)
+			cfg.Getenv = func(k string) string {
+				if k == "TOKMESH_ENCRYPTION_KEY" {
+					return strings.Repeat("ab", 32)
+				}
+				return ""
+			}
+			_, err := Open(cfg)
+			var se *StartupError
+			if !errors.As(err, &se) || se.Code != ExitDataErr {
+				t.Fatalf("got %v, want a StartupError with exit %d", err, ExitDataErr)
+			}
+			if !errors.Is(err, c.sentinel) {
+				t.Fatalf("error does not wrap %v: %v", c.sentinel, err)
+			}
+			msg := err.Error()
+			loaded, err := crypt.NewMasterKey(bytes.Repeat([]byte{0xab}, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{writtenID, loaded.ID().String(), "security.encryption.key_file", "TOKMESH_ENCRYPTION_KEY", "tokmesh-walctl rekey"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error does not name %q: %s", want, msg)
+				}
+			}
+			for _, bad := range []string{"repair", "walctl verify", "cannot be recovered"} {
+				if strings.Contains(msg, bad) {
+					t.Errorf("error mentions %q: %s", bad, msg)
+				}
+			}
+		})
 	}
 }
 
