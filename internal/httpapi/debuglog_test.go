@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
 )
 
 func TestDebugLevel_OneLinePerRequestWithRouteTemplateOnly(t *testing.T) {
@@ -35,5 +38,28 @@ func TestDebugLevel_OneLinePerRequestWithRouteTemplateOnly(t *testing.T) {
 	resp.Body.Close()
 	if buf.Len() != 0 {
 		t.Fatalf("info level logged a request: %s", buf.String())
+	}
+}
+
+// refuseGuard knows the caller but refuses the role.
+type refuseGuard struct{}
+
+func (refuseGuard) Check(r *http.Request, rt *Route, rid string, own bool) (Caller, *apierr.Error) {
+	return Caller{KeyID: "tmak-refused", Role: "metrics"}, apierr.New(apierr.AuthForbidden)
+}
+func (refuseGuard) TokenFailure(*http.Request, netip.Addr, string) {}
+
+// A refused request's debug line still names the caller's key (09 §2).
+func TestDebugLevel_RefusedRequestNamesTheKey(t *testing.T) {
+	var buf bytes.Buffer
+	srv := httptest.NewServer(New(Config{Guard: refuseGuard{}, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/cluster/routing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if out := buf.String(); resp.StatusCode != 403 || !strings.Contains(out, `"status":403`) || !strings.Contains(out, `"key_id":"tmak-refused"`) {
+		t.Fatalf("%d: %s", resp.StatusCode, out)
 	}
 }

@@ -286,11 +286,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case h.cfg.Guard != nil:
 			c, aerr := h.cfg.Guard.Check(r, rt, rq.id, listOwn)
+			rq.caller = c // on a refusal, whatever the guard knew (the debug line's key_id)
 			if aerr != nil {
 				writeError(w, rq.id, aerr)
 				return
 			}
-			rq.caller = c
 		case rt.Cap != CapOpen:
 			writeError(w, rq.id, apierr.Newf(apierr.AuthNoCredential, "no credentials"))
 			return

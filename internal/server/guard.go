@@ -137,17 +137,18 @@ func (g *tcpGuard) Check(r *http.Request, rt *httpapi.Route, rid string, listOwn
 			want = auth.CapListOwnUser
 		}
 	}
+	caller := httpapi.Caller{KeyID: p.KeyID, Role: string(p.Role), ClientIP: ip, UserAgent: r.UserAgent()}
 	if !p.Can(want) {
 		g.m.AuthFailure("role")
-		return httpapi.Caller{}, apierr.New(apierr.AuthForbidden)
+		return caller, apierr.New(apierr.AuthForbidden)
 	}
 	if rt.Write {
 		if aerr := replayError(g.replay.CheckHeader(r.Header, g.replay.Required())); aerr != nil {
 			g.m.AntiReplayRejection(replayReason(aerr.Code))
-			return httpapi.Caller{}, aerr
+			return caller, aerr
 		}
 	}
-	return httpapi.Caller{KeyID: p.KeyID, Role: string(p.Role), ClientIP: ip, UserAgent: r.UserAgent()}, nil
+	return caller, nil
 }
 
 // replayError maps anti-replay failures (04-security §5).
