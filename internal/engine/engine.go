@@ -177,7 +177,8 @@ type Engine struct {
 	snapInterval atomic.Int64 // ns; 0 disables the timer (hot: SetSnapshotPolicy)
 	snapWALBytes atomic.Int64 // 0 disables the WAL-size trigger (hot)
 	lastSnapSeq  atomic.Uint64
-	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started
+	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started (negative: WAL inherited from before Open)
+	lastSnapAt   time.Time    // when the last snapshot before Open was taken, as recovery found it; start of the interval timer
 	recoveryInfo RecoveryInfo
 
 	bkState *backupState // backup/restore jobs, maintenance flag, business gate
@@ -396,6 +397,7 @@ func (e *Engine) recover() error {
 	last := max(res.LastSeq, covered)
 	e.recoveryInfo.LastSeq = last
 	e.lastSnapSeq.Store(covered)
+	e.seedSnapshotTriggers(res)
 
 	w, err := wal.Open(wal.Options{
 		Dir: walDir, Key: key, Cipher: e.ciph,
@@ -458,6 +460,39 @@ func describeKeySource(src crypt.KeySource, keyFile, dataDir string) string {
 		return "from " + filepath.Join(dataDir, crypt.DefaultKeyFileName)
 	}
 	return string(src)
+}
+
+// seedSnapshotTriggers carries the snapshot triggers over a restart
+// (05-storage §5: WAL growth and time since the last snapshot, not since
+// this process started). Without it a node that restarts before reaching
+// storage.snapshot.wal_threshold forgets the WAL it already wrote and, if
+// it keeps crashing, replays an ever longer WAL.
+//
+// The WAL the new writer counts starts at zero, so the recovered WAL after
+// the snapshot's covered_seq enters as a negative baseline. The interval
+// timer starts at the loaded snapshot's created_at, or with no snapshot at
+// the creation of the first segment replayed; with nothing replayed there
+// is nothing to snapshot and it starts now.
+func (e *Engine) seedSnapshotTriggers(res wal.ReplayResult) {
+	e.lastSnapWAL.Store(-res.Bytes)
+	now := time.Now()
+	e.lastSnapAt = now
+	if res.Records == 0 {
+		return
+	}
+	at := res.FirstCreatedAt
+	if e.recoveryInfo.Snapshot != "" {
+		if h, err := snapshot.ReadHeader(e.recoveryInfo.Snapshot); err == nil {
+			at = h.CreatedAt
+		}
+	}
+	if at > 0 && at < now.UnixMilli() {
+		e.lastSnapAt = time.UnixMilli(at)
+	}
+	if res.Bytes > 0 {
+		e.log.Info("WAL since the last snapshot carried over", "bytes", res.Bytes, "records", res.Records,
+			"since", e.lastSnapAt.UTC().Format(time.RFC3339))
+	}
 }
 
 func (e *Engine) corruptionMsg(err error) error {
@@ -946,7 +981,9 @@ func (e *Engine) snapshotLoop() {
 	defer e.wg.Done()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
-	last := time.Now()
+	// Recovery set lastSnapAt and lastSnapWAL from the data dir, so a
+	// snapshot the previous process owed comes at the first check.
+	last := e.lastSnapAt
 	for {
 		select {
 		case <-e.stop:
