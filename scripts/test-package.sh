@@ -192,7 +192,6 @@ LimitNOFILE=65535
 WorkingDirectory=/var/lib/tokmesh-server
 StateDirectory=tokmesh-server
 StateDirectoryMode=0700
-RuntimeDirectory=tokmesh-server
 UMask=0077
 NoNewPrivileges=yes
 CapabilityBoundingSet=
