@@ -395,6 +395,20 @@ func (e *Engine) recover() error {
 	e.recoveryInfo.WALRecords = res.Records
 	e.recoveryInfo.WALReplay = time.Since(tWAL)
 	last := max(res.LastSeq, covered)
+	// An unusable snapshot's name says how far the data once reached. If
+	// the older snapshot and the WAL do not get that far, starting would
+	// silently drop acknowledged writes — revocations among them, so
+	// revoked tokens would validate again (05 §6 step 3's rule, for the
+	// gap that no WAL segment shows).
+	for _, p := range e.recoveryInfo.SnapshotsSkip {
+		if claimed, ok := snapshot.ParseFileName(filepath.Base(p)); ok && claimed > last {
+			return &StartupError{Code: ExitDataErr, Err: fmt.Errorf(
+				"snapshot %s is unusable and covered up to seq %d, but the older snapshot and the WAL reach only seq %d: "+
+					"starting would silently lose seq %d..%d (revoked sessions among them would come back); "+
+					"restore the newest backup, or move %s out of %s to accept the loss",
+				p, claimed, last, last+1, claimed, filepath.Base(p), snapDir)}
+		}
+	}
 	e.recoveryInfo.LastSeq = last
 	e.lastSnapSeq.Store(covered)
 	e.seedSnapshotTriggers(res)

@@ -380,6 +380,43 @@ func TestRecovery_CorruptNewestSnapshotFallsBackToOlder(t *testing.T) {
 	equalState(t, before, state(e2))
 }
 
+// If the newest snapshot is unusable and the WAL no longer reaches the seq
+// it covered (its segments were removed), falling back to the older one
+// would silently drop acknowledged writes: refuse (exit 65) instead.
+func TestRecovery_FallbackThatWouldLoseWritesRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SnapshotRetain = 2
+	e := mustOpen(t, cfg)
+	for i := range 20 {
+		create(t, e, fmt.Sprintf("token-lost-a-%05d", i), "u")
+	}
+	if _, err := e.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		create(t, e, fmt.Sprintf("token-lost-b-%05d", i), "v")
+	}
+	newest, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	b, _ := os.ReadFile(newest.Path)
+	b[len(b)/2] ^= 1
+	os.WriteFile(newest.Path, b, 0o600)
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*"))
+	for _, s := range segs {
+		os.Remove(s)
+	}
+	_, err = Open(cfg)
+	var se *StartupError
+	if !errors.As(err, &se) || se.Code != ExitDataErr || !strings.Contains(err.Error(), "silently lose") ||
+		!strings.Contains(err.Error(), filepath.Base(newest.Path)) {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestEngine_RevocationIsDurableInNoneMode(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
