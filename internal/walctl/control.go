@@ -33,17 +33,17 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/wal"
 )
 
-// Control-store file layout (internal/auth/FORMAT.md).
+// Control-store file layout (internal/auth/FORMAT.md; auth's encoders).
 const (
-	ctlHeaderSize   = 72
-	ctlVersion      = 1
-	ctlRecordPrefix = 8                 // len u32 | crc32c u32
-	ctlMinRecordLen = 8 + crypt.TagSize // index + tag
-	ctlMaxRecordLen = 1 << 20           // bytes counted by len
-	ctlKindLog      = byte('L')         // keys.log
-	ctlKindSnap     = byte('S')         // keys.snap
-	ctlTempSuffix   = ".tmp"            // auth and datadir.WriteFileAtomic write <name>.tmp first
-	ctlLogName      = auth.LogFileName  // "keys.log"
+	ctlHeaderSize   = auth.ControlHeaderSize
+	ctlVersion      = auth.ControlFormatVersion
+	ctlRecordPrefix = auth.ControlRecordPrefix
+	ctlMinRecordLen = auth.ControlMinRecordLen
+	ctlMaxRecordLen = auth.ControlMaxRecordLen
+	ctlKindLog      = auth.ControlKindLog
+	ctlKindSnap     = auth.ControlKindSnap
+	ctlTempSuffix   = ".tmp" // auth and datadir.WriteFileAtomic write <name>.tmp first
+	ctlLogName      = auth.LogFileName
 	ctlSnapName     = auth.SnapshotFileName
 )
 
@@ -59,19 +59,8 @@ type ctlHeader struct {
 	createdAt int64  // Unix ms
 }
 
-func ctlMagic(kind byte) []byte { return []byte{'T', 'M', 'K', 'E', 'Y', 'S', kind, 0} }
-
 func (h *ctlHeader) encode() []byte {
-	b := make([]byte, ctlHeaderSize)
-	copy(b[0:8], ctlMagic(h.kind))
-	binary.BigEndian.PutUint16(b[8:10], ctlVersion)
-	b[10] = byte(h.cipher)
-	copy(b[12:20], h.keyID[:])
-	copy(b[20:52], h.salt[:])
-	binary.BigEndian.PutUint64(b[52:60], h.index)
-	binary.BigEndian.PutUint64(b[60:68], uint64(h.createdAt))
-	binary.BigEndian.PutUint32(b[68:72], crc32.Checksum(b[:68], castagnoli))
-	return b
+	return auth.EncodeControlHeader(h.kind, h.cipher, h.keyID, h.salt, h.index, h.createdAt)
 }
 
 // decodeCtlHeader checks magic, CRC, version, flags and cipher (not the key
@@ -80,7 +69,7 @@ func decodeCtlHeader(b []byte, kind byte) (h ctlHeader, problem, msg string) {
 	switch {
 	case len(b) < ctlHeaderSize:
 		return h, kindTruncated, fmt.Sprintf("header has %d of %d bytes", len(b), ctlHeaderSize)
-	case !bytes.Equal(b[0:8], ctlMagic(kind)):
+	case !bytes.Equal(b[0:8], ctlMagicOf(kind)):
 		return h, kindBadMagic, fmt.Sprintf("bad magic %q", b[0:8])
 	case crc32.Checksum(b[:68], castagnoli) != binary.BigEndian.Uint32(b[68:72]):
 		return h, kindHeaderChecksum, "header CRC mismatch"
@@ -101,23 +90,7 @@ func decodeCtlHeader(b []byte, kind byte) (h ctlHeader, problem, msg string) {
 	return h, "", ""
 }
 
-func ctlAAD(kind byte, index uint64) []byte {
-	var a [9]byte
-	a[0] = kind
-	binary.BigEndian.PutUint64(a[1:], index)
-	return a[:]
-}
-
-// sealCtlRecord frames one sealed payload: len | crc32c | index | sealed.
-func sealCtlRecord(aead cipher.AEAD, kind byte, index uint64, payload []byte) []byte {
-	n := crypt.Nonce(index)
-	out := make([]byte, ctlRecordPrefix+8, ctlRecordPrefix+8+len(payload)+crypt.TagSize)
-	binary.BigEndian.PutUint64(out[ctlRecordPrefix:], index)
-	out = aead.Seal(out, n[:], payload, ctlAAD(kind, index))
-	binary.BigEndian.PutUint32(out[0:4], uint32(len(out)-ctlRecordPrefix))
-	binary.BigEndian.PutUint32(out[4:8], crc32.Checksum(out[ctlRecordPrefix:], castagnoli))
-	return out
-}
+func ctlMagicOf(kind byte) []byte { m := auth.ControlMagic(kind); return m[:] }
 
 // ctlRecordStatus classifies a record the way auth's loader does.
 type ctlRecordStatus int
@@ -155,7 +128,7 @@ func readCtlRecord(b []byte, aead cipher.AEAD, kind byte) (index uint64, plain [
 	index = binary.BigEndian.Uint64(body[:8])
 	if aead != nil {
 		n := crypt.Nonce(index)
-		p, err := aead.Open(nil, n[:], body[8:], ctlAAD(kind, index))
+		p, err := aead.Open(nil, n[:], body[8:], auth.ControlRecordAAD(kind, index))
 		if err != nil {
 			return index, nil, size, ctlCorrupt, kindTag, fmt.Sprintf("record %d: authentication tag mismatch", index)
 		}
@@ -643,7 +616,7 @@ func encodeCtlFile(cf *ctlFile, key *crypt.MasterKey) ([]byte, error) {
 		if r.plain == nil {
 			return nil, fmt.Errorf("record %d was not decrypted", r.index)
 		}
-		out = append(out, sealCtlRecord(aead, cf.kind, r.index, r.plain)...)
+		out = append(out, auth.SealControlRecord(aead, cf.kind, r.index, r.plain)...)
 	}
 	return out, nil
 }
