@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,16 +21,8 @@ func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	c := baseConfig(t)
 	c.Security.BruteForce.MaxAuthFailures = 3
 	c.Telemetry.Metrics.AuthEnabled = false
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t, c)
+	keyID, secret := newKey(t, srv, auth.RoleValidator)
 	get := func(path string) int {
 		t.Helper()
 		resp, err := http.Get("http://" + srv.Addr("http").String() + path)
@@ -47,7 +38,7 @@ func TestGuard_AuditRecordsCarryTheAnsweredRequestIDAndBlockEnd(t *testing.T) {
 	var answered []string
 	for _, sent := range []string{"", "bad id <script>", "client.id-7"} {
 		req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+"/tokens/validate", strings.NewReader(`{"token":"x"}`))
-		req.Header.Set("Authorization", "Bearer "+k.ID+":"+wrongSecret(secret))
+		req.Header.Set("Authorization", "Bearer "+keyID+":"+wrongSecret(secret))
 		if sent != "" {
 			req.Header.Set("X-Request-ID", sent)
 		}
@@ -117,11 +108,7 @@ func wrongSecret(s string) string {
 func TestGuard_MalformedCredentialIsAuditedWithoutKey(t *testing.T) {
 	c := baseConfig(t)
 	c.Security.BruteForce.MaxAuthFailures = 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startServer(t, c)
 	for _, cred := range []string{"Bearer tmak-nope", "Bearer not-a-key:tmas_short"} {
 		req, _ := http.NewRequest("POST", "http://"+srv.Addr("http").String()+"/tokens/validate", strings.NewReader(`{"token":"x"}`))
 		req.Header.Set("Authorization", cred)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -16,18 +15,10 @@ func TestRouting_DescribesThisNodesListeners(t *testing.T) {
 	c := baseConfig(t)
 	c.Server.RESP.Enabled = true
 	c.Server.RESP.Address = "127.0.0.1:0"
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t, c)
+	keyID, secret := newKey(t, srv, auth.RoleValidator)
 	req, _ := http.NewRequest("GET", "http://"+srv.Addr("http").String()+"/cluster/routing", nil)
-	req.Header.Set("Authorization", "Bearer "+k.ID+":"+secret)
+	req.Header.Set("Authorization", "Bearer "+keyID+":"+secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

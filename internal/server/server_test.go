@@ -144,6 +144,29 @@ func TestServer_HTTPSServesTheSameRoutesAndDrainsOnShutdown(t *testing.T) {
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
+// startServer starts a node on c with cheap Argon2 parameters; it is
+// closed when the test ends.
+func startServer(t *testing.T, c *config.Config) *Server {
+	t.Helper()
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	srv := New(c, Options{Getenv: testEnv})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// newKey creates an API key of role on srv; it returns the key ID and secret.
+func newKey(t *testing.T, srv *Server, role auth.Role) (id, secret string) {
+	t.Helper()
+	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: role}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID, secret
+}
+
 func TestServer_SecondNodeOnSameDataDirFails(t *testing.T) {
 	c := baseConfig(t)
 	a := New(c, Options{Getenv: testEnv})
@@ -185,15 +208,8 @@ func TestServer_BrokenCertificateRefusesToStart(t *testing.T) {
 func TestServer_ShutdownTimeoutCutsSlowRequestsCleanly(t *testing.T) {
 	c := baseConfig(t)
 	c.Server.Shutdown.GracePeriod = 50 * time.Millisecond
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	k, secret, _, err := srv.sec.keys.Create(context.Background(), auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t, c)
+	keyID, secret := newKey(t, srv, auth.RoleIssuer)
 	// A create whose body never finishes arriving: the handler waits in
 	// its body read, so the request stays in flight.
 	conn, err := net.Dial("tcp", srv.Addr("http").String())
@@ -201,7 +217,7 @@ func TestServer_ShutdownTimeoutCutsSlowRequestsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s:%s\r\nContent-Length: 100\r\n\r\n{\"user_id\":", k.ID, secret)
+	fmt.Fprintf(conn, "POST /sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s:%s\r\nContent-Length: 100\r\n\r\n{\"user_id\":", keyID, secret)
 	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
