@@ -190,3 +190,41 @@ func TestAudit_KeyDisabledOnAnOpenConnectionIsAuditedOnce(t *testing.T) {
 		t.Fatalf("%d auth.failure records after a second episode, want 2", n)
 	}
 }
+
+// 03 §3: after AUTH every command re-checks the key and counts against its
+// rate limit — connection commands too; only AUTH, HELLO and QUIT, which
+// set or end the identity, run regardless, so a client can re-authenticate.
+func TestRecheck_EveryCommandAfterAuthIncludingPing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keyID := e.creds[auth.RoleIssuer][0]
+	r := dialRaw(t, e.addr)
+	r.auth(e, auth.RoleIssuer)
+	r.send("PING")
+	r.expect("+PONG")
+	if _, _, err := e.keys.SetStatus(ctx, keyID, auth.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"PING"}, {"CLIENT", "ID"}, {"SELECT", "0"}, {"COMMAND", "COUNT"}} {
+		r.send(cmd...)
+		if got := r.line(); !strings.HasPrefix(got, "-TM-AUTH-4012 ") {
+			t.Fatalf("%v with a disabled key: %q", cmd, got)
+		}
+	}
+	r.auth(e, auth.RoleValidator) // another key still logs in on the same connection
+	r.send("PING")
+	r.expect("+PONG")
+
+	// A rate limit of 1/s: AUTH (04 §3 step 12) takes the second's token,
+	// so the PING after it is refused.
+	k, secret, _, err := e.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleValidator, RateLimit: 1}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.send("AUTH", k.ID, secret)
+	r.expect("+OK")
+	r.send("PING")
+	if got := r.line(); !strings.HasPrefix(got, "-TM-SYS-4290 ") {
+		t.Fatalf("PING in the same second as AUTH: %q", got)
+	}
+}

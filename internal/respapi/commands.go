@@ -29,6 +29,10 @@ const (
 	flagNoBlock cmdFlags = 1 << iota // answered even while the IP is blocked (PING, QUIT)
 	flagGated                        // readiness / lease / maintenance gate
 	flagWrite
+	// flagIdentity: the command sets or ends the connection's identity
+	// (AUTH, HELLO, QUIT), so it runs even when the current key no longer
+	// passes its re-check — a client must be able to re-authenticate.
+	flagIdentity
 )
 
 type command struct {
@@ -46,10 +50,10 @@ type command struct {
 
 func commandTable(s *Server) map[string]*command {
 	list := []*command{
-		{name: "AUTH", arity: -2, fn: s.cmdAuth},
-		{name: "HELLO", arity: -1, fn: s.cmdHello},
+		{name: "AUTH", arity: -2, flags: flagIdentity, fn: s.cmdAuth},
+		{name: "HELLO", arity: -1, flags: flagIdentity, fn: s.cmdHello},
 		{name: "PING", arity: -1, flags: flagNoBlock, fn: s.cmdPing},
-		{name: "QUIT", arity: -1, flags: flagNoBlock, fn: s.cmdQuit},
+		{name: "QUIT", arity: -1, flags: flagNoBlock | flagIdentity, fn: s.cmdQuit},
 		{name: "SELECT", arity: 2, fn: s.cmdSelect},
 		{name: "CLIENT", arity: -2, fn: s.cmdClient},
 		{name: "COMMAND", arity: -1, fn: s.cmdCommand},

@@ -358,6 +358,17 @@ func (s *Server) run(w *replyConn, st *connState, def *command, args [][]byte) {
 			return
 		}
 	}
+	if def.cap == 0 && st.p != nil && def.flags&flagIdentity == 0 {
+		// 03 §3: after authentication every command re-checks the key
+		// and counts against its rate limit (04 §4) — PING, CLIENT,
+		// SELECT and COMMAND too, so a disabled key stops working on an
+		// open connection whatever the client sends.
+		if err := s.cfg.Authenticator.Recheck(st.p); err != nil {
+			writeErr(w, s.authError(st, err, false))
+			return
+		}
+		st.failAudited = ""
+	}
 	if def.cap != 0 {
 		if st.p == nil {
 			s.m.AuthFailure("missing")
