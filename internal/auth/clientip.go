@@ -9,9 +9,11 @@ import (
 // ClientIP resolves the client IP of 04-security §6. It is the TCP peer,
 // unless the peer is in trusted. Only then the chain from Forwarded (for=
 // parameters), else X-Forwarded-For, else X-Real-IP is read, and the
-// right-most address that is not a trusted proxy is the client (the
-// left-most when every address is trusted). A missing header, or an invalid
-// entry reached while walking the chain from the right, yields the peer.
+// right-most address that is not a trusted proxy is the client. A missing
+// header, an invalid entry reached while walking the chain from the right,
+// or a chain of trusted addresses only yields the peer: with no untrusted
+// entry there is no client address the proxies vouch for, and the left-most
+// entry may be anything a client inside a trusted range wrote.
 // IPv4-mapped IPv6 addresses are unmapped and zones dropped.
 func ClientIP(remote netip.AddrPort, header http.Header, trusted []netip.Prefix) netip.Addr {
 	peer := remote.Addr().Unmap().WithZone("")
@@ -36,17 +38,16 @@ func ClientIP(remote netip.AddrPort, header http.Header, trusted []netip.Prefix)
 	if len(chain) == 0 {
 		return peer
 	}
-	var a netip.Addr
 	for i := len(chain) - 1; i >= 0; i-- {
-		var ok bool
-		if a, ok = parseNode(chain[i]); !ok {
+		a, ok := parseNode(chain[i])
+		if !ok {
 			return peer
 		}
 		if !containsAddr(trusted, a) {
 			return a
 		}
 	}
-	return a
+	return peer
 }
 
 // parseNode parses an address as proxies write it: "192.0.2.1",
