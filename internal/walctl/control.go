@@ -526,7 +526,7 @@ func rekeyControl(dataDir string, oldKey, newKey *crypt.MasterKey) (rewritten, s
 	if len(d.unknown) > 0 {
 		return 0, 0, exitf(ExitProblems, "control store: %s is not a file this build can re-encrypt; nothing was changed (move it aside and run rekey again)", strings.Join(d.unknown, ", "))
 	}
-	var todo []*ctlFile
+	var pending []*ctlFile
 	for _, f := range d.files() {
 		cf, err := scanCtlFile(f.path, f.kind, nil)
 		if err != nil {
@@ -552,9 +552,9 @@ func rekeyControl(dataDir string, oldKey, newKey *crypt.MasterKey) (rewritten, s
 			p := cf.problems[0]
 			return 0, 0, exitf(ExitProblems, "control store %s: %s at offset %d: %s; nothing was re-encrypted (run `tokmesh-walctl verify`)", p.File, p.Kind, p.Offset, p.Message)
 		}
-		todo = append(todo, cf)
+		pending = append(pending, cf)
 	}
-	if len(todo) == 0 {
+	if len(pending) == 0 {
 		return 0, skipped, nil
 	}
 	if skipped == 0 {
@@ -572,7 +572,7 @@ func rekeyControl(dataDir string, oldKey, newKey *crypt.MasterKey) (rewritten, s
 			return 0, skipped, exitf(ExitIO, "control store: %v", err)
 		}
 	}
-	for _, cf := range todo {
+	for _, cf := range pending {
 		data, err := encodeCtlFile(cf, newKey)
 		if err != nil {
 			return rewritten, skipped, exitf(ExitIO, "control store %s: %v", cf.path, err)
