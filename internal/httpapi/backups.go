@@ -77,7 +77,7 @@ func (h *Handler) registerBackupRoutes() {
 	// The route limit admits the upload; JSON bodies are held to
 	// max_body_size by restoreStart itself.
 	h.Handle(Route{Name: "admin.restores.start", Method: "POST", Template: "/admin/v1/backups/restores", Cap: CapAdmin, Write: true,
-		MaxBody: maxUpload + bkMultipartSlack}, func(w http.ResponseWriter, rq *request) { h.restoreStart(w, rq, maxUpload) })
+		MaxBody: maxUpload + bkMultipartSlack, Stream: true}, func(w http.ResponseWriter, rq *request) { h.restoreStart(w, rq, maxUpload) })
 	h.Handle(Route{Name: "admin.restores.get", Method: "GET", Template: "/admin/v1/backups/restores/{job_id}", Cap: CapAdmin},
 		h.bkRead(nil, h.restoreGet))
 }

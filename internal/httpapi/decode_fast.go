@@ -284,3 +284,64 @@ func buildPlainStringMap(obj []byte, n int) map[string]string {
 	}
 	return m
 }
+
+// decodeValidate is the fast path of the validate body, {"token":…} with
+// an optional "touch": it accepts what decodeFast would accept for those
+// two fields and returns the token as a slice of body — no allocation and
+// no copy of the secret (the engine hashes it and keeps nothing). ok false
+// leaves the body to decodeStrict (escapes, nulls, unknown or duplicate
+// fields, errors and their messages).
+func decodeValidate(body []byte) (token []byte, touch, ok bool) {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false, false
+	}
+	i = skipWS(body, i+1)
+	haveToken, haveTouch := false, false
+	for {
+		ks, ke, ok := scanPlainString(body, i)
+		if !ok {
+			return nil, false, false
+		}
+		i = skipWS(body, ke+1)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false, false
+		}
+		i = skipWS(body, i+1)
+		switch string(body[ks:ke]) {
+		case "token":
+			vs, ve, ok := scanPlainString(body, i)
+			if !ok || haveToken {
+				return nil, false, false
+			}
+			token, haveToken, i = body[vs:ve], true, ve+1
+		case "touch":
+			if haveTouch {
+				return nil, false, false
+			}
+			switch {
+			case hasLiteral(body, i, "true"):
+				touch, i = true, i+4
+			case hasLiteral(body, i, "false"):
+				i += 5
+			default:
+				return nil, false, false
+			}
+			haveTouch = true
+		default:
+			return nil, false, false
+		}
+		i = skipWS(body, i)
+		if i >= len(body) {
+			return nil, false, false
+		}
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+			continue
+		}
+		if body[i] != '}' || skipWS(body, i+1) != len(body) || !haveToken {
+			return nil, false, false
+		}
+		return token, touch, true
+	}
+}

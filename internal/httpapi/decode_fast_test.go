@@ -103,3 +103,28 @@ func checkFastEquivalence(t *testing.T, body []byte) {
 		}
 	}
 }
+
+// FuzzDecodeValidate: whatever the validate fast path accepts, decodeStrict
+// accepts with the same token and touch.
+func FuzzDecodeValidate(f *testing.F) {
+	for _, s := range []string{`{"token":"tmtk_abc"}`, `{"touch":true,"token":"t"}`, ` { "token" : "t" , "touch" : false } `,
+		`{"token":"t","token":"u"}`, `{"token":"t","touch":null}`, `{"token":null}`, `{"token":"a\"b"}`, `{"token":"t",}`,
+		`{}`, `{"token":"t"} x`, `{"token":"t","touch":1}`, `{"token":"t","x":1}`, "{\"token\":\"\xff\"}", `{"token":""}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tok, touch, ok := decodeValidate(body)
+		var wantTok string
+		var wantTouch bool
+		aerr := decodeStrict(body, field{name: "token", dst: &wantTok, required: true}, field{name: "touch", dst: &wantTouch})
+		if !ok {
+			return
+		}
+		if aerr != nil {
+			t.Fatalf("fast path accepted %q, decodeStrict refused it: %s", body, aerr.Code)
+		}
+		if string(tok) != wantTok || touch != wantTouch {
+			t.Fatalf("%q: fast path (%q, %v), decodeStrict (%q, %v)", body, tok, touch, wantTok, wantTouch)
+		}
+	})
+}

@@ -168,6 +168,12 @@ func writeError(w http.ResponseWriter, rid string, e *apierr.Error) {
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", "Bearer")
 	}
+	if e.Code == apierr.SysBodyTooBig {
+		// The rest of the body stays unread: close rather than make
+		// net/http read and discard it to keep the connection (what
+		// http.MaxBytesReader asks for too).
+		h.Set("Connection", "close")
+	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		ra := e.RetryAfter
 		if ra < 1 {

@@ -65,6 +65,11 @@ type Route struct {
 	// any with TM-ARG-1001 (details.param) once the caller is admitted.
 	// Routes that take parameters check them themselves.
 	NoQuery bool
+	// Stream: the handler reads the request body itself (not through
+	// readBodyInto), so the pipeline wraps it in http.MaxBytesReader.
+	// Other routes' bodies are bounded by readBodyInto, which needs no
+	// wrapper (one allocation and one indirection less per request).
+	Stream bool
 }
 
 // Caller is an authenticated caller.
@@ -212,6 +217,7 @@ type request struct {
 	route  *Route
 	caller Caller
 	start  time.Time // when the pipeline took the request (also the envelope timestamp of the hot routes)
+	limit  int64     // body limit of the route (readBodyInto)
 }
 
 // handlerFunc is a route handler after the pipeline.
@@ -312,16 +318,19 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer exit()
 		}
 	}
-	limit := rt.MaxBody
-	if limit == 0 {
-		limit = h.cfg.MaxBodySize
+	rq.limit = rt.MaxBody
+	if rq.limit == 0 {
+		rq.limit = h.cfg.MaxBodySize
+	}
+	if !rt.Stream {
+		rh.fn(w, rq)
+		return
 	}
 	// r may be the request net/http holds (routes without path variables
 	// are dispatched without a copy): the limited body goes back after
-	// the handler, so net/http sees its own body — closed at EOF by
-	// readBodyInto — and has nothing left to discard.
+	// the handler, so net/http sees its own body and nothing else.
 	body := r.Body
-	r.Body = http.MaxBytesReader(w, body, limit)
+	r.Body = http.MaxBytesReader(w, body, rq.limit)
 	rh.fn(w, rq)
 	r.Body = body
 }
@@ -459,12 +468,21 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, rid, apierr.New(apierr.SysMethod))
 }
 
-// readBody reads the (already limited) body: too large → TM-SYS-4130.
+// readBody reads the body up to the route's limit: larger → TM-SYS-4130
+// (and the connection closes after the answer: the rest is not read).
 func readBody(rq *request) ([]byte, *apierr.Error) { return readBodyInto(rq, nil) }
 
 // readBodyInto is readBody appending to buf (a pooled buffer), sized from
 // Content-Length when the client sent one.
 func readBodyInto(rq *request, buf []byte) ([]byte, *apierr.Error) {
+	limit := rq.limit
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	tooBig := func() *apierr.Error { return apierr.New(apierr.SysBodyTooBig).WithDetail("limit", limit) }
+	if rq.ContentLength > limit {
+		return buf[:0], tooBig() // refused before reading any of it
+	}
 	b := buf[:0]
 	if n := rq.ContentLength; n > 0 && n < 64<<10 && int64(cap(b)) < n+1 {
 		b = make([]byte, 0, n+1)
@@ -476,8 +494,16 @@ func readBodyInto(rq *request, buf []byte) ([]byte, *apierr.Error) {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := rq.Body.Read(b[len(b):cap(b)])
+		// Never more than one byte past the limit (len(b) <= limit here).
+		room := b[len(b):cap(b)]
+		if rest := limit + 1 - int64(len(b)); int64(len(room)) > rest {
+			room = room[:rest]
+		}
+		n, err := rq.Body.Read(room)
 		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return b, tooBig()
+		}
 		if err == io.EOF {
 			// Closing a body read to EOF costs nothing and tells net/http
 			// there is nothing left to discard after the handler (it

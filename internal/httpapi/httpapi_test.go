@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -320,5 +322,57 @@ func TestPanicIsRecoveredAsEnvelope500(t *testing.T) {
 	st, env, _ := call(t, srv, "GET", "/boom", "")
 	if st != 500 || env.Code != "TM-SYS-5000" {
 		t.Fatalf("%d %+v", st, env)
+	}
+}
+
+// TestBodyLimitWithoutWrapper: bodies are bounded by readBodyInto (no
+// http.MaxBytesReader on buffered routes): a chunked body over the limit,
+// a Content-Length over the limit with nothing sent after the headers,
+// and a body exactly at the limit. An oversized body closes the
+// connection after the 413 (its rest is never read).
+func TestBodyLimitWithoutWrapper(t *testing.T) {
+	srv, _ := newTestServer(t)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	send := func(name, raw string) (*http.Response, envelope) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		defer resp.Body.Close()
+		var env envelope
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return resp, env
+	}
+	big := `{"user_id":"` + strings.Repeat("u", 70<<10) + `"}`
+	chunked := fmt.Sprintf("POST /sessions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(big), big)
+	resp, env := send("chunked", chunked)
+	if resp.StatusCode != 413 || env.Code != "TM-SYS-4130" || !resp.Close {
+		t.Errorf("chunked: %d %s, close %v; want 413 TM-SYS-4130 and a closed connection", resp.StatusCode, env.Code, resp.Close)
+	}
+	if lim, _ := env.Details["limit"].(float64); lim != 64<<10 {
+		t.Errorf("chunked: details.limit %v", env.Details["limit"])
+	}
+	// Refused from the header alone: the server must not wait for the body.
+	resp, env = send("declared", "POST /tokens/validate HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+	if resp.StatusCode != 413 || env.Code != "TM-SYS-4130" || !resp.Close {
+		t.Errorf("declared: %d %s, close %v", resp.StatusCode, env.Code, resp.Close)
+	}
+	// Exactly at the limit: read whole, judged on content (user_id too long).
+	exact := `{"user_id":"` + strings.Repeat("u", 64<<10-len(`{"user_id":""}`)) + `"}`
+	resp, env = send("exact", fmt.Sprintf("POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(exact), exact))
+	if resp.StatusCode != 400 || env.Code != "TM-SESS-4001" || resp.Close {
+		t.Errorf("exact: %d %s, close %v; want 400 TM-SESS-4001 on a kept connection", resp.StatusCode, env.Code, resp.Close)
 	}
 }
