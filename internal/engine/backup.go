@@ -230,13 +230,25 @@ func ValidBackupID(id string) bool { return backupIDPattern.MatchString(id) }
 // Backup writes a backup of the current state: <backup_id>.tmbak (written
 // to a temp file, fsynced, verified, renamed) and its <backup_id>.json
 // sidecar. It returns ErrBusy while another backup or restore runs.
+//
+// A backup is also a snapshot trigger (05 §5): once it is written, the
+// snapshot loop takes a regular snapshot if the WAL grew since the last
+// one, so the backup's point in time is covered in snapshots/ too and the
+// WAL before it can be dropped. The backup does not wait for it.
 func (e *Engine) Backup(opts BackupOptions) (BackupInfo, error) {
 	st := e.bk()
 	if !st.tryOp() {
 		return BackupInfo{}, ErrBusy
 	}
 	defer st.endOp()
-	return e.backupLocked(opts)
+	info, err := e.backupLocked(opts)
+	if err == nil {
+		select {
+		case e.snapKick <- struct{}{}:
+		default: // one already pending
+		}
+	}
+	return info, err
 }
 
 // backupLocked creates a backup; the caller holds bk().op.

@@ -62,12 +62,23 @@ func restoreSync(t *testing.T, e *Engine, src RestoreSource, cb RestoreCallbacks
 	return waitJob(t, e, j.JobID)
 }
 
+// mustBackup creates a backup and waits for the snapshot it triggers (05
+// §5) to be complete, so tests that watch snapshots/ or the WAL see a
+// settled data dir.
 func mustBackup(t *testing.T, e *Engine, desc string, keys []byte, n int) BackupInfo {
 	t.Helper()
+	seq := e.wal.LastSeq()
 	b, err := e.Backup(BackupOptions{Description: desc, CreatedBy: "tmak-test", APIKeys: keys, APIKeyCount: n})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
+	for deadline := time.Now().Add(10 * time.Second); e.lastSnapSeq.Load() < seq; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot after the backup (covered %d, WAL at %d)", e.lastSnapSeq.Load(), seq)
+		}
+	}
+	e.snapMu.Lock() // Snapshot holds it until retention is done
+	e.snapMu.Unlock()
 	return b
 }
 
@@ -854,4 +865,51 @@ func TestBusinessGate_RequestAdmittedBeforeCloseMayExitAfterIt(t *testing.T) {
 		t.Fatal("gate state lost")
 	}
 	e.ExitBusiness()
+}
+
+// TestBackup_TriggersASnapshot: backup creation is a snapshot trigger
+// (05 §5) even with the timer and WAL-growth triggers off; a second backup
+// with no write in between adds no snapshot.
+func TestBackup_TriggersASnapshot(t *testing.T) {
+	dir := t.TempDir()
+	e := mustOpen(t, testConfig(dir)) // interval and wal_threshold 0
+	defer e.Close()
+	for i := range 5 {
+		create(t, e, fmt.Sprintf("token-kick-%05d", i), "u")
+	}
+	snapDir := filepath.Join(dir, datadir.SnapshotDir)
+	waitSnapshots := func(want int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			files, err := snapshot.List(snapDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) == want || time.Now().After(deadline) {
+				return files
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if files := waitSnapshots(0); len(files) != 0 {
+		t.Fatalf("snapshots before any backup: %v", files)
+	}
+	mustBackup(t, e, "first", nil, 0)
+	files := waitSnapshots(1)
+	if len(files) != 1 {
+		t.Fatalf("after a backup: %d snapshots, want 1", len(files))
+	}
+	h, err := snapshot.ReadHeader(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.CoveredSeq != e.wal.LastSeq() {
+		t.Fatalf("snapshot covers seq %d, WAL is at %d", h.CoveredSeq, e.wal.LastSeq())
+	}
+	mustBackup(t, e, "second", nil, 0)
+	time.Sleep(300 * time.Millisecond)
+	if files := waitSnapshots(1); len(files) != 1 {
+		t.Fatalf("a backup with nothing new to cover wrote a snapshot: %v", files)
+	}
 }

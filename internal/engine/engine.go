@@ -173,9 +173,10 @@ type Engine struct {
 	appendMu sync.Mutex // journal: serializes seq/pseq assignment (lock order: shard → appendMu → WAL queue)
 	parts    []partState
 
-	snapMu       sync.Mutex   // one snapshot at a time
-	snapInterval atomic.Int64 // ns; 0 disables the timer (hot: SetSnapshotPolicy)
-	snapWALBytes atomic.Int64 // 0 disables the WAL-size trigger (hot)
+	snapMu       sync.Mutex    // one snapshot at a time
+	snapKick     chan struct{} // a backup asks the snapshot loop for a snapshot (05 §5)
+	snapInterval atomic.Int64  // ns; 0 disables the timer (hot: SetSnapshotPolicy)
+	snapWALBytes atomic.Int64  // 0 disables the WAL-size trigger (hot)
 	lastSnapSeq  atomic.Uint64
 	lastSnapWAL  atomic.Int64 // WAL bytes written when the last snapshot started (negative: WAL inherited from before Open)
 	lastSnapAt   time.Time    // when the last snapshot before Open was taken, as recovery found it; start of the interval timer
@@ -229,7 +230,8 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = 64 << 20
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), bkState: &backupState{jobs: map[string]*RestoreJob{}}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), snapKick: make(chan struct{}, 1),
+		bkState: &backupState{jobs: map[string]*RestoreJob{}}}
 	e.exitBusiness = e.ExitBusiness
 	e.SetSnapshotPolicy(cfg.SnapshotInterval, cfg.SnapshotWALThreshold)
 	lock, err := datadir.Acquire(cfg.DataDir)
@@ -999,15 +1001,18 @@ func (e *Engine) snapshotLoop() {
 	// snapshot the previous process owed comes at the first check.
 	last := e.lastSnapAt
 	for {
+		kicked := false
 		select {
 		case <-e.stop:
 			return
 		case <-check.C:
+		case <-e.snapKick:
+			kicked = true
 		}
 		interval, threshold := e.SnapshotPolicy()
 		due := interval > 0 && time.Since(last) >= time.Duration(interval)
 		grown := threshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= threshold
-		if !due && !grown {
+		if !due && !grown && !kicked {
 			continue
 		}
 		last = time.Now()
