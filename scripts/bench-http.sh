@@ -3,11 +3,13 @@
 # returns a same-size JSON body, measured in the same run. Both servers are
 # pinned to CPU 0 (a pinned Go process gets GOMAXPROCS=1) and wrk to CPU 1.
 # Usage: scripts/bench-http.sh [duration] [connections] [rounds]
+# (PAIRED_ROUNDS=n sets the paired rounds apart; default: rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
 CONN=${2:-50}
 ROUNDS=${3:-3}
+PAIRED_ROUNDS=${PAIRED_ROUNDS:-$ROUNDS}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -46,8 +48,15 @@ echo "| round | TokMesh req/s | TokMesh p99 ms | bare req/s | bare p99 ms | thro
 echo "|---|---|---|---|---|---|---|"
 RATIOS=()
 for r in $(seq 1 "$ROUNDS"); do
-  read -r tr tp <<<"$(w 5098)"
-  read -r br bp <<<"$(w 5099)"
+  # ABBA order: which server runs first alternates, so a drift of the
+  # machine's speed within a round favours neither.
+  if [ $((r % 2)) -eq 1 ]; then
+    read -r tr tp <<<"$(w 5098)"
+    read -r br bp <<<"$(w 5099)"
+  else
+    read -r br bp <<<"$(w 5099)"
+    read -r tr tp <<<"$(w 5098)"
+  fi
   line=$(awk -v r="$r" -v tr="$tr" -v tp="$tp" -v br="$br" -v bp="$bp" 'BEGIN{printf "| %d | %d | %.2f | %d | %.2f | %.2fx | %.2fx |", r, tr, tp, br, bp, tr/br, tp/bp}')
   echo "$line"
   RATIOS+=("$(awk -v tr="$tr" -v tp="$tp" -v br="$br" -v bp="$bp" 'BEGIN{printf "%.4f %.4f", tr/br, tp/bp}')")
@@ -69,7 +78,7 @@ pair() {
   echo "| round | TokMesh us/req | $3 us/req | $3/TokMesh |"
   echo "|---|---|---|---|"
   local PAIRED=() r t0 t1 b0 b1 line
-  for r in $(seq 1 "$ROUNDS"); do
+  for r in $(seq 1 "$PAIRED_ROUNDS"); do
     t0=$(cpu "$TM_PID"); b0=$(cpu "$2")
     pw 5098 > "$WORK/pt" & J1=$!
     pw "$1" > "$WORK/pb" & J2=$!
@@ -80,7 +89,7 @@ pair() {
     echo "$line"
     PAIRED+=("$(echo "$line" | awk -F'|' '{gsub(/[ x]/,"",$5); print $5}')")
   done
-  echo "median of $ROUNDS paired rounds vs $3: $(printf '%s\n' "${PAIRED[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}')x"
+  echo "median of $PAIRED_ROUNDS paired rounds vs $3: $(printf '%s\n' "${PAIRED[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}')x"
 }
 pair 5099 "$BARE_PID" bare
 pair 5100 "$CONF_PID" "bare-configured"
