@@ -175,6 +175,7 @@ type Engine struct {
 
 	snapMu       sync.Mutex    // one snapshot at a time
 	snapKick     chan struct{} // a backup asks the snapshot loop for a snapshot (05 §5)
+	kicksDone    atomic.Uint64 // kicks the loop has acted on (tests wait for them)
 	snapInterval atomic.Int64  // ns; 0 disables the timer (hot: SetSnapshotPolicy)
 	snapWALBytes atomic.Int64  // 0 disables the WAL-size trigger (hot)
 	lastSnapSeq  atomic.Uint64
@@ -1009,19 +1010,28 @@ func (e *Engine) snapshotLoop() {
 		case <-e.snapKick:
 			kicked = true
 		}
-		interval, threshold := e.SnapshotPolicy()
-		due := interval > 0 && time.Since(last) >= time.Duration(interval)
-		grown := threshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= threshold
-		if !due && !grown && !kicked {
-			continue
+		e.maybeSnapshot(kicked, &last)
+		if kicked {
+			e.kicksDone.Add(1)
 		}
-		last = time.Now()
-		if e.wal.LastSeq() == e.lastSnapSeq.Load() {
-			continue
-		}
-		if _, err := e.Snapshot(); err != nil {
-			e.log.Error("snapshot failed", "code", string(apierr.SysStorage), "error", err.Error())
-		}
+	}
+}
+
+// maybeSnapshot takes a snapshot when a trigger fired (kicked: a backup
+// asked for one) and the WAL grew since the last snapshot.
+func (e *Engine) maybeSnapshot(kicked bool, last *time.Time) {
+	interval, threshold := e.SnapshotPolicy()
+	due := interval > 0 && time.Since(*last) >= interval
+	grown := threshold > 0 && e.wal.Stats().BytesWritten-e.lastSnapWAL.Load() >= threshold
+	if !due && !grown && !kicked {
+		return
+	}
+	*last = time.Now()
+	if e.wal.LastSeq() == e.lastSnapSeq.Load() {
+		return
+	}
+	if _, err := e.Snapshot(); err != nil {
+		e.log.Error("snapshot failed", "code", string(apierr.SysStorage), "error", err.Error())
 	}
 }
 
