@@ -534,6 +534,26 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	// HTTPS off while the node is reachable from the network (09-observability
+	// §2): every listener that will start counts, the cluster port included.
+	if !c.Server.HTTPSActive() {
+		for _, l := range []struct {
+			key    string
+			active bool
+			addr   string
+		}{
+			{"server.http.address", c.Server.HTTP.Enabled, c.Server.HTTP.Address},
+			{"server.resp.address", c.Server.RESP.Enabled, c.Server.RESP.Address},
+			{"server.resp_tls.address", c.Server.RESPTLSActive(), c.Server.RESPTLS.Address},
+			{"cluster.listen_address", c.Cluster.Enabled, c.Cluster.ListenAddress},
+		} {
+			if host, _, msg := splitAddr(l.addr); l.active && msg == "" && !isLoopback(host) {
+				w = append(w, "HTTPS is off (server.https.enabled false or no server.tls.cert_file/key_file) while "+
+					l.key+" "+l.addr+" listens on a non-loopback address: the HTTP API has no TLS")
+				break
+			}
+		}
+	}
 	if !c.Server.Local.Enabled {
 		w = append(w, "server.local.enabled is false: the local admin endpoint (recovery path without API keys) is off")
 	}

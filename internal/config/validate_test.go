@@ -304,8 +304,72 @@ func TestWarnings(t *testing.T) {
 	c.Server.HTTP.Address = "0.0.0.0:5080"
 	c.Server.Local.Enabled = false
 	w := c.Warnings()
-	if len(w) != 2 || !strings.Contains(w[0], "server.http.address") || !strings.Contains(w[1], "server.local.enabled") {
+	if len(w) != 3 || !strings.Contains(w[0], "server.http.address") || !strings.Contains(w[1], "HTTPS is off") ||
+		!strings.Contains(w[2], "server.local.enabled") {
 		t.Fatalf("warnings: %q", w)
+	}
+}
+
+// 09-observability §2: HTTPS off while any listener that will start binds a
+// non-loopback address is a startup WARN; loopback-only nodes, nodes with
+// HTTPS running and listeners that do not start give none.
+func TestWarnings_HTTPSOffWithNonLoopbackListener(t *testing.T) {
+	certFile, keyFile := "/etc/tokmesh/server.crt", "/etc/tokmesh/server.key"
+	cases := []struct {
+		name string
+		set  func(c *Config)
+		want string // key named in the warning; "" = no HTTPS warning
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"public plaintext HTTP", func(c *Config) {
+			c.Server.AllowInsecurePublic = true
+			c.Server.HTTP.Address = "0.0.0.0:5080"
+		}, "server.http.address"},
+		{"public plaintext RESP", func(c *Config) {
+			c.Server.AllowInsecurePublic = true
+			c.Server.RESP.Address = "10.0.0.5:6379"
+		}, "server.resp.address"},
+		{"public RESP-TLS, HTTPS disabled", func(c *Config) {
+			c.Server.TLS.CertFile, c.Server.TLS.KeyFile = certFile, keyFile
+			c.Server.HTTPS.Enabled = false
+			c.Server.RESPTLS.Address = "0.0.0.0:6380"
+		}, "server.resp_tls.address"},
+		{"public cluster port, no TLS material", func(c *Config) {
+			c.Cluster.Enabled = true
+			c.Cluster.ListenAddress = "10.0.0.11:5343"
+		}, "cluster.listen_address"},
+		{"public RESP-TLS with HTTPS running", func(c *Config) {
+			c.Server.TLS.CertFile, c.Server.TLS.KeyFile = certFile, keyFile
+			c.Server.RESPTLS.Address = "0.0.0.0:6380"
+		}, ""},
+		{"public RESP-TLS address without TLS material (does not start)", func(c *Config) {
+			c.Server.RESPTLS.Address = "0.0.0.0:6380"
+		}, ""},
+		{"public cluster address, cluster disabled", func(c *Config) {
+			c.Cluster.ListenAddress = "0.0.0.0:5343"
+		}, ""},
+		{"public plaintext HTTP, listener disabled", func(c *Config) {
+			c.Server.HTTP.Enabled = false
+			c.Server.HTTP.Address = "0.0.0.0:5080"
+		}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(c)
+			var https []string
+			for _, w := range c.Warnings() {
+				if strings.Contains(w, "HTTPS is off") {
+					https = append(https, w)
+				}
+			}
+			switch {
+			case tc.want == "" && len(https) != 0:
+				t.Fatalf("unexpected HTTPS warning: %q", https)
+			case tc.want != "" && (len(https) != 1 || !strings.Contains(https[0], tc.want)):
+				t.Fatalf("HTTPS warnings %q, want one naming %s", https, tc.want)
+			}
+		})
 	}
 }
 
