@@ -91,12 +91,13 @@ type Log struct {
 	failing  bool // the last asynchronous write failed (log once per episode)
 	closed   bool
 
-	qmu     sync.RWMutex // Record (read) vs Close (write)
-	qclosed bool
-	queue   chan Record
-	kick    chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	qmu      sync.RWMutex // Record (read) vs Close (write)
+	qclosed  bool
+	queue    chan Record
+	kick     chan struct{}
+	pruneNow chan struct{} // a retention change asks retainLoop for a run now
+	stop     chan struct{}
+	wg       sync.WaitGroup
 
 	retention atomic.Int64
 	dropped   atomic.Uint64 // total lost
@@ -136,6 +137,7 @@ func Open(dir, nodeID string, o Options) (*Log, error) {
 		lastHash: ZeroHash,
 		queue:    make(chan Record, o.BufferSize),
 		kick:     make(chan struct{}, 1),
+		pruneNow: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	l.retention.Store(int64(o.RetentionDays))
@@ -298,11 +300,17 @@ func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 // (tokmesh_audit_records_total).
 func (l *Log) Written() uint64 { return l.written.Load() }
 
-// SetRetentionDays changes the retention (hot-reloadable); it applies at
-// the next daily run. Values ≤ 0 are ignored.
+// SetRetentionDays changes the retention (hot-reloadable, 08-config §4:
+// it takes effect immediately): a changed value triggers a retention run
+// in the background at once, not only at the next daily one. Values ≤ 0
+// are ignored.
 func (l *Log) SetRetentionDays(days int) {
-	if days > 0 {
-		l.retention.Store(int64(days))
+	if days <= 0 || l.retention.Swap(int64(days)) == int64(days) {
+		return
+	}
+	select {
+	case l.pruneNow <- struct{}{}:
+	default: // a run is already pending; it reads the new value
 	}
 }
 
@@ -561,7 +569,8 @@ func (l *Log) flushDrops() {
 	}
 }
 
-// retainLoop deletes expired files every 24 h until Close.
+// retainLoop deletes expired files every 24 h, and after each retention
+// change, until Close.
 func (l *Log) retainLoop() {
 	defer l.wg.Done()
 	t := time.NewTicker(retentionEvery)
@@ -571,6 +580,8 @@ func (l *Log) retainLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
+			l.prune()
+		case <-l.pruneNow:
 			l.prune()
 		}
 	}

@@ -560,6 +560,44 @@ func TestRetention_DeletesOldFilesAndVerifyAnchorsAtTheOldestRemaining(t *testin
 	}
 }
 
+// telemetry.audit.retention_days is hot-reloadable (08-config §3, §4: H
+// keys take effect immediately): a shorter retention deletes the files it
+// puts out of range at once, not at the next daily run up to 24 h later.
+func TestRetention_ChangeTakesEffectImmediately(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock("2025-03-01T12:00:00Z")
+	l := open(t, dir, c, Options{})
+	defer l.Close()
+	for range 5 { // days 1..5
+		if err := l.Attempt(admin("gc.run", "")); err != nil {
+			t.Fatal(err)
+		}
+		c.add(24 * time.Hour)
+	}
+	c.set("2025-03-05T18:00:00Z")
+	l.SetRetentionDays(2) // cutoff is day 3
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fl, _ := listFiles(dir)
+		var days []string
+		for _, f := range fl {
+			days = append(days, f.day)
+		}
+		if strings.Join(days, ",") == "20250303,20250304,20250305" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SetRetentionDays(2) the files are still %v", days)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Setting the same value again does not queue another run.
+	l.SetRetentionDays(2)
+	if len(l.pruneNow) != 0 {
+		t.Fatal("an unchanged retention queued a run")
+	}
+}
+
 func TestQuery_FiltersAndPagesNewestFirst(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock("2025-03-01T22:00:00Z")
