@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -99,5 +101,72 @@ func TestSIGHUP_ReloadsTheConfigurationFileOfARealProcess(t *testing.T) {
 	}
 	if code := n.stop(); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, n.logs())
+	}
+}
+
+// A SIGHUP that arrives while the node is still starting does not kill it
+// (the Go default for an uncaught SIGHUP is to exit): it is handled once
+// the node is up.
+func TestSIGHUP_DuringStartupIsHandledAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(file, []byte(reloadE2EConfig(1, "info", "interval")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--config", file, "--http-address", "127.0.0.1:0", "--set", "server.resp.enabled=false",
+		"--set", "server.shutdown.grace_period=0s")
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TOKMESH_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var logs strings.Builder
+	want := func(msg string) {
+		t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("the node exited before %s:\n%s", msg, logs.String())
+				}
+				logs.WriteString(l + "\n")
+				if strings.Contains(l, `"msg":"`+msg+`"`) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s:\n%s", msg, logs.String())
+			}
+		}
+	}
+	want("starting tokmesh-server") // logged by Start, before recovery
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want("node ready")
+	want("configuration reloaded")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
 }

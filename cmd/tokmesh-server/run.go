@@ -25,6 +25,13 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger,
 	reload func() (*config.Config, []*config.Error)) int {
 	ensureTwoProcs(cfg.Storage.WAL.SyncMode)
+	// SIGHUP is caught before the node starts: a Go program that has not
+	// asked for it exits on SIGHUP, so one sent while the node recovers
+	// (seconds on a large data dir) would kill it. One sent then is
+	// handled as soon as the node is up.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	// The node logs (and audits) where its configuration came from; from
 	// here on its logger stamps component and node_id on every record.
 	srv := server.New(cfg, server.Options{Logger: logger, ConfigFile: info.File, LoadInfo: &info, Reload: reload, LogLevel: logLevel})
@@ -34,9 +41,6 @@ func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.Load
 		return server.ExitCode(err)
 	}
 	code := 0
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {
