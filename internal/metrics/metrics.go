@@ -33,6 +33,7 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,9 @@ var respCommands = []string{
 
 // Options identify the build in tokmesh_build_info.
 type Options struct {
-	Version   string
+	Version string
+	// Commit is the linker-set commit; when empty, the VCS revision the go
+	// tool stamped (as GET /admin/v1/status reports), else "unknown".
 	Commit    string
 	GoVersion string // runtime.Version() when empty
 }
@@ -150,10 +153,31 @@ type opKey struct {
 	result string
 }
 
+// readBuildInfo is debug.ReadBuildInfo; tests replace it.
+var readBuildInfo = debug.ReadBuildInfo
+
+// vcsRevision is the commit the go tool stamped into the binary, "" when
+// none: the commit GET /admin/v1/status reports for a binary built without
+// a linker-set commit, so that tokmesh_build_info agrees with it
+// (09-observability §1).
+func vcsRevision() string {
+	if bi, ok := readBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}
+
 // New builds the metrics of one node on a private registry.
 func New(o Options) *Metrics {
 	if o.GoVersion == "" {
 		o.GoVersion = runtime.Version()
+	}
+	if o.Commit == "" {
+		o.Commit = vcsRevision()
 	}
 	for _, p := range []*string{&o.Version, &o.Commit} {
 		if *p == "" {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -496,4 +497,37 @@ func grepLines(body, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// tokmesh_build_info's commit agrees with GET /admin/v1/status (09 §1):
+// without a linker-set commit both report the VCS revision the go tool
+// stamped, and "unknown" only when there is none.
+func TestBuildInfo_CommitFallsBackToTheStampedVCSRevision(t *testing.T) {
+	orig := readBuildInfo
+	t.Cleanup(func() { readBuildInfo = orig })
+	commitOf := func(o Options) string {
+		t.Helper()
+		fams, _ := scrape(t, New(o).Handler())
+		for _, l := range fams["tokmesh_build_info"].GetMetric()[0].GetLabel() {
+			if l.GetName() == "commit" {
+				return l.GetValue()
+			}
+		}
+		t.Fatal("tokmesh_build_info has no commit label")
+		return ""
+	}
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	readBuildInfo = func() (*debug.BuildInfo, bool) {
+		return &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}}}, true
+	}
+	if got := commitOf(Options{Version: "1.0.0"}); got != rev {
+		t.Errorf("stamped build: commit %q, want %q", got, rev)
+	}
+	if got := commitOf(Options{Version: "1.0.0", Commit: "abc123"}); got != "abc123" {
+		t.Errorf("linker-set commit: %q, want abc123", got)
+	}
+	readBuildInfo = func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{}, true }
+	if got := commitOf(Options{Version: "1.0.0"}); got != "unknown" {
+		t.Errorf("unstamped build: commit %q, want unknown", got)
+	}
 }
