@@ -128,7 +128,7 @@ func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (*
 		return c.respCreateSession(ctx, req)
 	}
 	var out CreateSessionResult
-	if err := c.do(ctx, call{method: http.MethodPost, path: "/sessions", body: req}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, path: "/sessions", body: req, key: routeKey{token: req.Token}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -140,7 +140,7 @@ func (c *Client) GetSession(ctx context.Context, id string) (*Session, error) {
 		return c.respGetSession(ctx, id)
 	}
 	var out Session
-	if err := c.do(ctx, call{method: http.MethodGet, path: sessPath(id), idempotent: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodGet, path: sessPath(id), idempotent: true, key: routeKey{id: id}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -156,7 +156,7 @@ func (c *Client) Validate(ctx context.Context, token string, touch bool) (*Valid
 		Touch bool   `json:"touch,omitempty"`
 	}{token, touch}
 	var out ValidateResult
-	if err := c.do(ctx, call{method: http.MethodPost, path: "/tokens/validate", body: body, idempotent: !touch}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, path: "/tokens/validate", body: body, idempotent: !touch, key: routeKey{token: token}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -168,7 +168,7 @@ func (c *Client) Touch(ctx context.Context, id string) (*Session, error) {
 		return c.respTouch(ctx, id)
 	}
 	var out Session
-	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/touch", body: struct{}{}}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/touch", body: struct{}{}, key: routeKey{id: id}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -183,7 +183,7 @@ func (c *Client) Renew(ctx context.Context, id string, ttlSeconds int64) (*Sessi
 		TTLSeconds int64 `json:"ttl_seconds"`
 	}{ttlSeconds}
 	var out Session
-	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/renew", body: body}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/renew", body: body, key: routeKey{id: id}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -195,7 +195,7 @@ func (c *Client) Revoke(ctx context.Context, id string) (*RevokeResult, error) {
 		return c.respRevoke(ctx, id)
 	}
 	var out RevokeResult
-	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/revoke", body: struct{}{}, idempotent: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, path: sessPath(id) + "/revoke", body: struct{}{}, idempotent: true, key: routeKey{id: id}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

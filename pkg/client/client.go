@@ -62,6 +62,17 @@ type Config struct {
 	MaxRetryWait time.Duration
 	// UserAgent is sent on every request (default "tokmesh-go-client").
 	UserAgent string
+	// RoutePartitions sends each request that concerns one session (get,
+	// validate, touch, renew, revoke, and create with a client-supplied
+	// token) straight to the primary of its partition, found in the
+	// routing table of GET /cluster/routing (route.go). The table is
+	// fetched on first use and again after a routed request was refused
+	// with TM-CLST-5030 or could not reach its node; such a request then
+	// goes to the primary the new table names, or else through Target,
+	// whose node forwards it. Other requests always go to Target. It applies to http and https targets; over
+	// RESP and the local admin socket, where no routing table can be
+	// fetched, requests go to Target and the node forwards them.
+	RoutePartitions bool
 }
 
 // Client talks to one TokMesh node. Safe for concurrent use.
@@ -72,6 +83,7 @@ type Client struct {
 	socket bool
 	hc     *http.Client
 	resp   *respPool // Protocol "resp" (resp.go); nil for http
+	router *router   // RoutePartitions over http(s) (route.go); nil otherwise
 }
 
 // ResolveLocalSocket returns the first existing local admin socket, or the
@@ -143,6 +155,9 @@ func New(cfg Config) (*Client, error) {
 		c.base = u.Scheme + "://" + u.Host
 		c.target = c.base
 		c.hc = &http.Client{Transport: tr, Timeout: cfg.Timeout}
+		if cfg.RoutePartitions {
+			c.router = &router{scheme: u.Scheme, host: u.Hostname()}
+		}
 		return c, nil
 	}
 	return nil, fmt.Errorf("client: unsupported target %q (want http://, https://, unix:PATH or local)", t)
@@ -294,6 +309,8 @@ type call struct {
 	query      url.Values
 	body       any // nil: no body
 	idempotent bool
+	// key names the session the request concerns, for RoutePartitions.
+	key routeKey
 }
 
 func nonce() string {
@@ -313,6 +330,34 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if c.resp != nil {
 		return errNotOverRESP
 	}
+	if c.router != nil && !cl.key.empty() {
+		// At most two routed attempts: a refusal or an unreachable node
+		// refreshes the table, which may name the new primary. When it
+		// names none, or the same node again, the node at Target forwards.
+		tried := ""
+		for range 2 {
+			base := c.router.primary(ctx, c, cl.key)
+			if base == "" || base == c.base || base == tried {
+				break
+			}
+			err := c.doAt(ctx, base, cl, out, true)
+			if !c.router.refused(err, cl.idempotent) {
+				var te *TransportError
+				if errors.As(err, &te) {
+					te.Target = base
+				}
+				return err
+			}
+			tried = base
+		}
+	}
+	return c.doAt(ctx, c.base, cl, out, false)
+}
+
+// doAt performs one call against base (scheme://host). A routed call does
+// not wait out TM-CLST-5030 (the node is not the partition's primary): do
+// sends it through Target instead.
+func (c *Client) doAt(ctx context.Context, base string, cl call, out any, routed bool) error {
 	var payload []byte
 	if cl.body != nil {
 		b, err := json.Marshal(cl.body)
@@ -321,7 +366,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		}
 		payload = b
 	}
-	u := c.base + cl.path
+	u := base + cl.path
 	if len(cl.query) > 0 {
 		u += "?" + cl.query.Encode()
 	}
@@ -333,7 +378,8 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		err := c.once(ctx, cl.method, u, payload, out)
 		var ae *Error
 		if err == nil || attempt >= retries || !errors.As(err, &ae) ||
-			(ae.HTTPStatus != http.StatusServiceUnavailable && ae.HTTPStatus != http.StatusGatewayTimeout) {
+			(ae.HTTPStatus != http.StatusServiceUnavailable && ae.HTTPStatus != http.StatusGatewayTimeout) ||
+			(routed && ae.Code == codeNoPrimary) {
 			return err
 		}
 		wait := ae.RetryAfter

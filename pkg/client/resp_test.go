@@ -18,6 +18,14 @@ import (
 // free ports and returns the RESP address and an issuer API key.
 func startRESPNode(t *testing.T) (respAddr, apiKey string) {
 	t.Helper()
+	srv, key := startNode(t)
+	return srv.Addr("resp").String(), key
+}
+
+// startNode starts a real node with HTTP, RESP and the admin socket on
+// free ports and returns it with an issuer API key.
+func startNode(t *testing.T) (*server.Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	c := config.Default()
 	c.Storage.DataDir = filepath.Join(dir, "data")
@@ -48,7 +56,7 @@ func startRESPNode(t *testing.T) (respAddr, apiKey string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.Addr("resp").String(), k.APIKey
+	return srv, k.APIKey
 }
 
 func TestRESPTargets_FormsAndRefusals(t *testing.T) {
