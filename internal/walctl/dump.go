@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -149,6 +150,11 @@ prints the entries of a snapshot or backup file instead.`,
 				return err
 			}
 			defer l.Release()
+			if snapFile != "" {
+				if _, err := os.Stat(snapFile); err != nil {
+					return exitf(ExitNotFound, "%s not found", snapFile)
+				}
+			}
 			key, err := g.key()
 			if err != nil {
 				return err

@@ -325,3 +325,11 @@ func TestBackup_InspectAndVerifyAFile(t *testing.T) {
 		t.Fatalf("missing file: %d", code)
 	}
 }
+
+func TestDump_MissingSnapshotFileExits66(t *testing.T) {
+	dir, _ := makeDataDir(t, 5)
+	code, _, errOut := run(t, "dump", "--data-dir", dir, "--snapshot", filepath.Join(t.TempDir(), "nope.snap"))
+	if code != 66 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("missing --snapshot file: exit %d, stderr %s (want 66)", code, errOut)
+	}
+}
