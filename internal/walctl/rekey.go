@@ -80,13 +80,11 @@ current nor the new one.`,
 			}
 			replacedKeyFile := false
 			dataKey := filepath.Join(g.dataDir, crypt.DefaultKeyFileName)
-			if g.keyFile == "" && g.getenv(crypt.EnvKey) == "" {
-				if _, err := os.Stat(dataKey); err == nil {
-					if err := datadir.WriteFileAtomic(dataKey, []byte(newKey.Hex()+"\n"), 0o600); err != nil {
-						return exitf(ExitIO, "replace %s: %v", dataKey, err)
-					}
-					replacedKeyFile = true
+			if g.oldKeyIsDataDirKey(dataKey) {
+				if err := datadir.WriteFileAtomic(dataKey, []byte(newKey.Hex()+"\n"), 0o600); err != nil {
+					return exitf(ExitIO, "replace %s: %v", dataKey, err)
 				}
+				replacedKeyFile = true
 			}
 			if g.output == "json" {
 				return g.json(map[string]any{"rewritten": rewritten, "skipped": skipped, "old_key_id": oldKey.ID().String(),
@@ -103,6 +101,21 @@ current nor the new one.`,
 	}
 	cmd.Flags().StringVar(&newKeyFile, "new-key-file", "", "file with the new 64-hex-char master key (tokmesh-server keygen)")
 	return cmd
+}
+
+// oldKeyIsDataDirKey reports whether the key in use came from dataKey
+// (<data-dir>/master.key): found there by the key lookup, or named by
+// --key-file.
+func (g *globals) oldKeyIsDataDirKey(dataKey string) bool {
+	dk, err := os.Stat(dataKey)
+	if err != nil {
+		return false
+	}
+	if g.keyFile != "" {
+		kf, err := os.Stat(g.keyFile)
+		return err == nil && os.SameFile(kf, dk)
+	}
+	return g.getenv(crypt.EnvKey) == ""
 }
 
 // rekeyError maps a WAL or snapshot rekey failure to its exit code.

@@ -333,3 +333,21 @@ func TestDump_MissingSnapshotFileExits66(t *testing.T) {
 		t.Fatalf("missing --snapshot file: exit %d, stderr %s (want 66)", code, errOut)
 	}
 }
+
+func TestRekey_KeyFileNamingTheDataDirKeyIsReplaced(t *testing.T) {
+	dir, _ := makeDataDir(t, 10)
+	newPath := filepath.Join(t.TempDir(), "new.key")
+	nk, _ := crypt.GenerateMasterKey()
+	crypt.WriteKeyFile(newPath, nk)
+	// The old key is <data-dir>/master.key, named explicitly.
+	code, out, errOut := run(t, "rekey", "--data-dir", dir, "--key-file", filepath.Join(dir, "master.key"), "--new-key-file", newPath)
+	if code != 0 {
+		t.Fatalf("rekey: %d %s %s", code, out, errOut)
+	}
+	if cur, err := crypt.ReadKeyFile(filepath.Join(dir, "master.key")); err != nil || cur.ID() != nk.ID() {
+		t.Fatalf("data dir key not replaced: %v", err)
+	}
+	if code, out, _ := run(t, "verify", "--data-dir", dir); code != 0 {
+		t.Fatalf("verify with the data dir key: %d %s", code, out)
+	}
+}
