@@ -28,14 +28,14 @@ func (a *app) apikeyCreateEmergency() *cobra.Command {
 		Short: "Create a 24-hour admin key through the local admin socket",
 		Long: `Create an admin API key that expires in 24 hours, for when no admin key is at hand.
 It always goes through the admin socket of the server on this machine: a unix:PATH
-target (or a profile with a socket) is used as given, any other -t is ignored and
-the local socket is found as for -t local. The secret is printed once.`,
+or npipe:NAME target (or a profile with a socket) is used as given, any other -t is
+ignored and the local socket is found as for -t local. The secret is printed once.`,
 		Example: `  sudo -u tokmesh tokmesh-cli apikey create-emergency --description "lost admin key, ticket 4711"
   tokmesh-cli -t unix:/var/lib/tokmesh-server/admin.sock apikey create-emergency -o json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			target := "local"
-			if rt, err := a.resolveTarget(); err == nil && strings.HasPrefix(rt.target, "unix:") {
+			if rt, err := a.resolveTarget(); err == nil && (strings.HasPrefix(rt.target, "unix:") || strings.HasPrefix(rt.target, "npipe:")) {
 				target = rt.target
 			} else if a.s.target != "local" {
 				a.notice("create-emergency always uses the local admin socket; ignoring target %q", a.s.target)

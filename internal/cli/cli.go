@@ -681,7 +681,7 @@ func (a *app) resolveTarget() (*resolvedTarget, error) {
 		}
 		switch {
 		case rt.profile.Socket != "":
-			rt.target = "unix:" + rt.profile.Socket
+			rt.target = socketTarget(rt.profile.Socket)
 		case rt.profile.URL != "":
 			rt.target = rt.profile.URL
 		default:
@@ -709,6 +709,15 @@ func (a *app) resolveTarget() (*resolvedTarget, error) {
 		}
 	}
 	return rt, nil
+}
+
+// socketTarget is the target of a profile's socket: a named pipe
+// (\\.\pipe\NAME, Windows) or a Unix socket path.
+func socketTarget(socket string) string {
+	if strings.HasPrefix(socket, `\\`) {
+		return "npipe:" + socket
+	}
+	return "unix:" + socket
 }
 
 // client builds the client for the effective target (once).

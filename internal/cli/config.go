@@ -317,7 +317,7 @@ is resolved as flag > environment > profile file > default.`,
 					t := out.Targets[n]
 					ep := t.URL
 					if t.Socket != "" {
-						ep = "unix:" + t.Socket
+						ep = socketTarget(t.Socket)
 					}
 					key := "-"
 					switch {

@@ -137,3 +137,29 @@ func TestUsageErrors_FollowJSONOutput(t *testing.T) {
 	writeProfile(t, r, "output: json\n")
 	expectExit(t, r.run("session", "get", "-o", "table"), ExitUsage, "Error: missing argument ID")
 }
+
+// TestProfileSocket_PipeNameIsANamedPipeTarget: a profile's socket may be
+// a Windows named pipe (07-tools §1.1); it becomes an npipe: target, not a
+// Unix socket path.
+func TestProfileSocket_PipeNameIsANamedPipeTarget(t *testing.T) {
+	t.Chdir(t.TempDir())
+	r := newRunner(t)
+	writeProfile(t, r, "current: win\ntargets:\n  win:\n    socket: '\\\\.\\pipe\\tokmesh-server'\n  unix:\n    socket: /var/lib/tokmesh-server/admin.sock\n")
+	res := r.must("-o", "json", "config", "cli", "show")
+	var out struct {
+		Endpoint string `json:"endpoint"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Endpoint != `npipe:\\.\pipe\tokmesh-server` {
+		t.Fatalf("endpoint %q, want the named pipe", out.Endpoint)
+	}
+	if !strings.Contains(r.must("config", "cli", "show").stdout, `npipe:\\.\pipe\tokmesh-server`) {
+		t.Fatal("profile table does not show the named pipe")
+	}
+	res = r.must("-t", "unix", "-o", "json", "config", "cli", "show")
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || out.Endpoint != "unix:/var/lib/tokmesh-server/admin.sock" {
+		t.Fatalf("unix profile endpoint %q %v", out.Endpoint, err)
+	}
+}
