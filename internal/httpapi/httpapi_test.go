@@ -301,6 +301,13 @@ func TestList_FiltersAndPaging(t *testing.T) {
 			t.Errorf("%s: %d total %d, want %d", q, st, page.Total, want)
 		}
 	}
+	// A typed parameter sent empty is a bad value (02 §2), not "no filter".
+	for _, q := range []string{"created_after=", "created_before=", "active_after=", "ip_address=", "sort_by=", "sort_order="} {
+		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")
+		if st != 400 || env.Code != "TM-ARG-1001" || env.Details["param"] != strings.TrimSuffix(q, "=") {
+			t.Errorf("%s: %d %s %v", q, st, env.Code, env.Details)
+		}
+	}
 	// A parameter given twice is refused, whichever it is.
 	for _, q := range []string{"user_id=list-user&user_id=", "size=5&size=5", "sort_by=created_at&sort_by=last_active"} {
 		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")

@@ -401,6 +401,15 @@ func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 		h.fail(w, rq, aerr)
 		return
 	}
+	// A typed parameter sent with an empty value ("created_after=") is a
+	// bad value, not an absent one (02 §2): "" is no Unix time, IP, CIDR
+	// or enum member.
+	for _, k := range [...]string{"ip_address", "created_after", "created_before", "active_after", "sort_by", "sort_order"} {
+		if v, ok := q[k]; ok && v[0] == "" {
+			h.fail(w, rq, badParam(k, "must not be empty"))
+			return
+		}
+	}
 	lq := session.ListQuery{UserID: q.Get("user_id"), DeviceID: q.Get("device_id"), CreatedBy: q.Get("created_by"),
 		SortBy: "created_at", Desc: true, Page: page, Size: size}
 	if v := q.Get("ip_address"); v != "" {
