@@ -365,8 +365,11 @@ func (s *Server) listenLocal(pipe, path string) error {
 
 func (s *Server) serve(name string, l net.Listener, h http.Handler) {
 	t := s.config().Server.Timeouts
+	// DisableGeneralOptionsHandler: net/http would answer "OPTIONS *" itself
+	// (200, no envelope, no X-Request-ID or Cache-Control); "*" is no route,
+	// so the API answers it like any unknown path (02 §2: 404 TM-SYS-4040).
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug), DisableGeneralOptionsHandler: true}
 	if name != "local" {
 		hs.ConnContext = withConnInfo
 	}
