@@ -86,9 +86,9 @@ wait:
 // reloadOnSignal is the SIGHUP reload (08-config §4): on an invalid
 // configuration nothing changes and every error is logged at ERROR. The
 // node logs the applied and restart-required keys itself ("configuration
-// reloaded").
+// reloaded") and audits the reload (config.reload, actor system).
 func reloadOnSignal(srv *server.Server, logger *slog.Logger) {
-	if _, _, err := srv.Reload(); err != nil {
+	if _, _, err := srv.ReloadFromSignal(); err != nil {
 		logger.Error("SIGHUP: configuration reload failed; nothing was changed", server.FailureAttrs(err)...)
 	}
 }

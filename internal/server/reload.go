@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/yndnr/tokmesh-go/internal/apierr"
+	"github.com/yndnr/tokmesh-go/internal/audit"
 	"github.com/yndnr/tokmesh-go/internal/config"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/tlsutil"
@@ -135,6 +137,66 @@ func (s *Server) reloadTLSFiles(cur, next config.ServerTLS) error {
 
 // tlsConfigError reports a TLS load failure as the configuration error of
 // its key (TM-CFG-1003/1007/1008); other errors pass through.
+// ReloadFromSignal is Reload for SIGHUP, audited as the API's reload is
+// (08-config §4: "each reload is audited"; 04-security §9: config.reload,
+// "SIGHUP or API"): actor system, resource the configuration file, an
+// attempt record first and the outcome after it — success with the applied
+// and restart-required keys, or failure with the error codes. Like the API
+// it fails closed: when the attempt record cannot be written nothing is
+// reloaded and the error is TM-SYS-5032.
+func (s *Server) ReloadFromSignal() (applied, restartRequired []string, err error) {
+	s.mu.Lock()
+	sec := s.sec
+	s.mu.Unlock()
+	if sec == nil || sec.audit == nil {
+		return s.Reload()
+	}
+	rec := audit.Record{Actor: audit.ActorSystem, Action: actionConfigReload, Resource: s.ConfigFile}
+	if err := sec.audit.Attempt(rec); err != nil {
+		return nil, nil, &apierr.Error{Code: apierr.SysAuditDown,
+			Message: "audit log unavailable: the configuration reload was refused and nothing changed", Err: err}
+	}
+	applied, restartRequired, err = s.Reload()
+	if err != nil {
+		codes := reloadErrorCodes(err)
+		rec.Result, rec.Code = audit.ResultFailure, codes[0]
+		rec.Details = map[string]any{"error": codes}
+	} else {
+		rec.Result = audit.ResultSuccess
+		rec.Details = map[string]any{"applied": applied, "restart_required": restartRequired}
+	}
+	sec.audit.Record(rec)
+	return applied, restartRequired, err
+}
+
+// reloadErrorCodes lists the codes of a failed reload: one per
+// configuration error, else the error's own code (TM-SYS-5000 if none).
+func reloadErrorCodes(err error) []string {
+	var codes []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var ce *config.Error
+		if errors.As(e, &ce) {
+			codes = append(codes, ce.Code)
+		}
+	}
+	walk(err)
+	if len(codes) == 0 {
+		c := ErrorCode(err)
+		if c == "" {
+			c = apierr.SysInternal
+		}
+		codes = []string{string(c)}
+	}
+	return codes
+}
+
 func tlsConfigError(err error) error {
 	var le *tlsutil.LoadError
 	if err == nil || !errors.As(err, &le) {

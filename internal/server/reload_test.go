@@ -21,6 +21,7 @@ import (
 
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/config"
+	"github.com/yndnr/tokmesh-go/internal/datadir"
 )
 
 // reloadNode is a node started from a real YAML file, reloaded from it.
@@ -369,5 +370,44 @@ func TestReload_TLSFilesSwapAndSIGHUPKeepsReloadingTheSameFiles(t *testing.T) {
 	}
 	if got := cn(); got != "cert-b2" {
 		t.Fatalf("after re-reading serving %s", got)
+	}
+}
+
+// A SIGHUP reload is audited like the API's (08-config §4, 04-security §9):
+// config.reload by the system actor, an attempt record and then the
+// outcome — success with the applied and restart-required keys, failure
+// with the error codes.
+func TestReloadFromSignal_IsAudited(t *testing.T) {
+	dataDir, sock := t.TempDir(), filepath.Join(t.TempDir(), "a.sock")
+	n := startReloadNode(t, reloadYAML(dataDir, sock, 2, "info", "", "interval"))
+	n.write(reloadYAML(dataDir, sock, 3, "info", "", "always"))
+	applied, restart, err := n.srv.ReloadFromSignal()
+	if err != nil || !slices.Equal(applied, []string{"session.quota.max_per_user"}) || !slices.Equal(restart, []string{"storage.wal.sync_mode"}) {
+		t.Fatalf("reload: %v %v %v", applied, restart, err)
+	}
+	n.write(reloadYAML(dataDir, sock, 0, "info", "", "interval") + "nope: 1\n")
+	if _, _, err := n.srv.ReloadFromSignal(); err == nil {
+		t.Fatal("an invalid file reloaded")
+	}
+	n.srv.Close() // the outcome records are queued; closing writes them
+	var got []string
+	for _, r := range readAudit(t, filepath.Join(dataDir, datadir.AuditDir)) {
+		if r.Action != "config.reload" {
+			continue
+		}
+		if r.Actor != "system" || r.Resource != n.file {
+			t.Fatalf("record %+v", r)
+		}
+		d, _ := json.Marshal(r.Details)
+		got = append(got, r.Result+" "+string(d))
+	}
+	want := []string{
+		"attempt {}",
+		`success {"applied":["session.quota.max_per_user"],"restart_required":["storage.wal.sync_mode"]}`,
+		"attempt {}",
+		`failure {"error":["TM-CFG-1001","TM-CFG-1002"]}`, // unknown key; max_per_user 0 out of range
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("config.reload records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

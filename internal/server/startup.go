@@ -28,9 +28,10 @@ const tracingCompiled = false
 
 // Audit actions of the node's lifecycle (04-security §9).
 const (
-	actionConfigLoad  = "config.load"
-	actionServerStart = "server.start"
-	actionServerStop  = "server.stop"
+	actionConfigLoad   = "config.load"
+	actionConfigReload = "config.reload" // SIGHUP; the API's is written by httpapi
+	actionServerStart  = "server.start"
+	actionServerStop   = "server.stop"
 )
 
 // loadInfo is where the configuration came from: Options.LoadInfo, or for
