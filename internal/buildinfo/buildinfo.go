@@ -16,6 +16,27 @@ var (
 	Date    = ""
 )
 
+// ResolvedCommit is the commit every binary reports — the startup log,
+// GET /admin/v1/status, tokmesh_build_info and `version`: the linker-set
+// Commit, else the revision the go tool stamped into the binary, else
+// "unknown".
+func ResolvedCommit() string {
+	if Commit != "" {
+		return Commit
+	}
+	if bi, ok := readBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// readBuildInfo is debug.ReadBuildInfo; tests replace it.
+var readBuildInfo = debug.ReadBuildInfo
+
 // String renders "<binary> <version> (commit <c>, built <d>, <go>, <os>/<arch>)".
 func String(binary string) string {
 	commit, date := Commit, Date

@@ -125,19 +125,7 @@ func finite(f float64) float64 {
 	return f
 }
 
-func buildCommit() string {
-	if buildinfo.Commit != "" {
-		return buildinfo.Commit
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return s.Value
-			}
-		}
-	}
-	return ""
-}
+func buildCommit() string { return buildinfo.ResolvedCommit() }
 
 // cipherName resolves security.encryption.cipher (auto → the CPU's pick).
 func cipherName(configured string) string {

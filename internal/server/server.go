@@ -110,7 +110,7 @@ func New(cfg *config.Config, o Options) *Server {
 		s.tcpGuard = s.lazy
 	}
 	if cfg.Telemetry.Metrics.Enabled {
-		s.metrics = metrics.New(metrics.Options{Version: buildinfo.Version, Commit: buildinfo.Commit, GoVersion: runtime.Version()})
+		s.metrics = metrics.New(metrics.Options{Version: buildinfo.Version, Commit: buildinfo.ResolvedCommit(), GoVersion: runtime.Version()})
 		s.metrics.SetSessionSource(func() (int, int) {
 			if e := s.Engine(); e != nil {
 				st := e.Store().Stats()

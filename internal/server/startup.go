@@ -126,12 +126,7 @@ func lifecycleDetails() map[string]any {
 	return map[string]any{"version": buildinfo.Version, "mode": mode}
 }
 
-func commit() string {
-	if buildinfo.Commit == "" {
-		return "unknown"
-	}
-	return buildinfo.Commit
-}
+func commit() string { return buildinfo.ResolvedCommit() }
 
 func nonNil(s []string) []string {
 	if s == nil {
