@@ -40,7 +40,7 @@ type tcpGuard struct {
 // warnAuthFailure logs an authentication failure at WARN, at most once per
 // client IP per 10 s (09-observability §2). Only the key ID (public) and
 // the reason are logged, never the credential.
-func (g *tcpGuard) warnAuthFailure(ip netip.Addr, keyID, reason string) {
+func (g *tcpGuard) warnAuthFailure(rid string, ip netip.Addr, keyID, reason string) {
 	now := time.Now()
 	g.warnMu.Lock()
 	if g.lastWarn == nil || len(g.lastWarn) > 10000 {
@@ -53,7 +53,7 @@ func (g *tcpGuard) warnAuthFailure(ip netip.Addr, keyID, reason string) {
 	}
 	g.lastWarn[ip] = now
 	g.warnMu.Unlock()
-	g.log.Warn("authentication failed", "client_ip", ip.String(), "key_id", keyID, "reason", reason)
+	g.log.Warn("authentication failed", "request_id", rid, "client_ip", ip.String(), "key_id", keyID, "reason", reason)
 }
 
 // setTrusted replaces the trusted proxies (startup and config reload).
@@ -179,7 +179,7 @@ func (g *tcpGuard) authError(r *http.Request, rid string, peer netip.AddrPort, i
 		return apierr.New(apierr.AuthNoCredential)
 	case errors.As(err, &af):
 		g.m.AuthFailure(af.Reason)
-		g.warnAuthFailure(ip, af.KeyID, af.Reason)
+		g.warnAuthFailure(rid, ip, af.KeyID, af.Reason)
 		g.auditFailure(r, rid, peer, ip, af)
 		if af.BruteForce && g.brute.AuthFailure(ip) {
 			g.auditBlock(rid, peer.Addr(), ip, "auth_failures")
@@ -190,7 +190,7 @@ func (g *tcpGuard) authError(r *http.Request, rid string, peer netip.AddrPort, i
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.Is(err, auth.ErrBadCredential):
 		g.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
-		g.warnAuthFailure(ip, "", "malformed")
+		g.warnAuthFailure(rid, ip, "", "malformed")
 		// Audited with no key (04 §9: resource "key ID if parsable"); not
 		// a failed verification (step 9), so not a brute-force count.
 		g.auditFailure(r, rid, peer, ip, &auth.AuthFailure{Reason: auth.ReasonMalformed})
@@ -223,7 +223,7 @@ func codeForReason(reason string) apierr.Code {
 
 func (g *tcpGuard) auditBlock(rid string, peer, ip netip.Addr, reason string) {
 	g.m.BruteForceBlock()
-	g.log.Warn("client IP blocked by the brute-force guard", "client_ip", ip.String(), "reason", reason)
+	g.log.Warn("client IP blocked by the brute-force guard", "request_id", rid, "client_ip", ip.String(), "reason", reason)
 	if g.audit == nil {
 		return
 	}

@@ -17,11 +17,27 @@ func TestGuard_AuthFailureWarnsOncePerIPPer10s(t *testing.T) {
 	g := &tcpGuard{log: slog.New(slog.NewJSONHandler(&buf, nil))}
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	for range 5 {
-		g.warnAuthFailure(a, "tmak-x", "bad_secret")
+		g.warnAuthFailure("tmrq-first", a, "tmak-x", "bad_secret")
 	}
-	g.warnAuthFailure(b, "", "malformed")
+	g.warnAuthFailure("tmrq-second", b, "", "malformed")
 	if n := strings.Count(buf.String(), "authentication failed"); n != 2 {
 		t.Fatalf("%d WARN lines, want 2:\n%s", n, buf.String())
+	}
+	// In request scope, so each line names the request it came from (09 §2).
+	for _, rid := range []string{`"request_id":"tmrq-first"`, `"request_id":"tmrq-second"`} {
+		if !strings.Contains(buf.String(), rid) {
+			t.Fatalf("no %s:\n%s", rid, buf.String())
+		}
+	}
+}
+
+func TestGuard_BlockWarningNamesTheRequest(t *testing.T) {
+	var buf bytes.Buffer
+	g := &tcpGuard{log: slog.New(slog.NewJSONHandler(&buf, nil))}
+	ip := netip.MustParseAddr("192.0.2.9")
+	g.auditBlock("tmrq-blocking", ip, ip, "auth_failures")
+	if !strings.Contains(buf.String(), "client IP blocked") || !strings.Contains(buf.String(), `"request_id":"tmrq-blocking"`) {
+		t.Fatalf("block WARN without the request ID:\n%s", buf.String())
 	}
 }
 
