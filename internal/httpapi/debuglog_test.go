@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +39,33 @@ func TestDebugLevel_OneLinePerRequestWithRouteTemplateOnly(t *testing.T) {
 	resp.Body.Close()
 	if buf.Len() != 0 {
 		t.Fatalf("info level logged a request: %s", buf.String())
+	}
+}
+
+// Requests that match no route (404, 405) get their debug line too, with
+// the request ID they were answered with.
+func TestDebugLevel_UnmatchedRequestsAreLoggedToo(t *testing.T) {
+	var buf bytes.Buffer
+	srv := httptest.NewServer(New(Config{Guard: &localGuard{}, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
+	defer srv.Close()
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/no/such/route", 404}, {"DELETE", "/health", 405}} {
+		buf.Reset()
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		rid := resp.Header.Get("X-Request-Id")
+		out := buf.String()
+		if resp.StatusCode != c.status || rid == "" || strings.Count(out, `"msg":"request"`) != 1 ||
+			!strings.Contains(out, `"route":"unmatched"`) || !strings.Contains(out, `"request_id":"`+rid+`"`) ||
+			!strings.Contains(out, fmt.Sprintf(`"status":%d`, c.status)) || strings.Contains(out, "/no/such/route") {
+			t.Fatalf("%s %s: %d, debug log: %s", c.method, c.path, resp.StatusCode, out)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -33,14 +34,26 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, rq *request) {
 // observeUnmatched reports the 404/405 handlers to OnRequest under the
 // route "unmatched".
 func (h *Handler) observeUnmatched(fn http.HandlerFunc) http.Handler {
-	if h.cfg.OnRequest == nil {
-		return fn
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The level is hot-reloadable: asked per request, as for routes.
+		debug := h.log.Enabled(r.Context(), slog.LevelDebug)
+		if h.cfg.OnRequest == nil && !debug {
+			fn(w, r)
+			return
+		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		fn(sw, r)
-		h.cfg.OnRequest(unmatchedRoute, r.Method, sw.statusCode(), time.Since(start).Seconds())
+		d := time.Since(start)
+		if h.cfg.OnRequest != nil {
+			h.cfg.OnRequest(unmatchedRoute, r.Method, sw.statusCode(), d.Seconds())
+		}
+		if debug {
+			// The debug line every request gets (09 §2), with the ID the
+			// client was answered with; no caller was identified.
+			h.log.Debug("request", "request_id", sw.Header().Get("X-Request-Id"), "method", r.Method, "route", unmatchedRoute,
+				"status", sw.statusCode(), "duration_ms", float64(d.Microseconds())/1000, "key_id", "")
+		}
 	})
 }
 
