@@ -310,14 +310,7 @@ func (v *validator) crossKey() {
 		v.add(conflict, "security.anti_replay.nonce_ttl", d(ar.NonceTTL), "shorter than 2 x security.anti_replay.timestamp_window", "at least "+d(2*ar.TimestampWindow))
 	}
 	// Plaintext listeners.
-	for _, pl := range []struct {
-		key     string
-		enabled bool
-		addr    string
-	}{
-		{"server.http.address", c.Server.HTTP.Enabled, c.Server.HTTP.Address},
-		{"server.resp.address", c.Server.RESP.Enabled, c.Server.RESP.Address},
-	} {
+	for _, pl := range c.plaintextListeners() {
 		if !pl.enabled || v.bad[pl.key] || c.Server.AllowInsecurePublic {
 			continue
 		}
@@ -516,19 +509,28 @@ func (v *validator) keyFile() {
 	}
 }
 
+// listener is a listen-address key, whether that listener starts, and
+// its address.
+type listener struct {
+	key     string
+	enabled bool
+	addr    string
+}
+
+// plaintextListeners are the HTTP and RESP listeners (no TLS).
+func (c *Config) plaintextListeners() []listener {
+	return []listener{
+		{"server.http.address", c.Server.HTTP.Enabled, c.Server.HTTP.Address},
+		{"server.resp.address", c.Server.RESP.Enabled, c.Server.RESP.Address},
+	}
+}
+
 // Warnings returns the startup warnings the configuration itself implies
 // (04-security §7, §8). They contain key names and addresses, never secrets.
 func (c *Config) Warnings() []string {
 	var w []string
 	if c.Server.AllowInsecurePublic {
-		for _, pl := range []struct {
-			key     string
-			enabled bool
-			addr    string
-		}{
-			{"server.http.address", c.Server.HTTP.Enabled, c.Server.HTTP.Address},
-			{"server.resp.address", c.Server.RESP.Enabled, c.Server.RESP.Address},
-		} {
+		for _, pl := range c.plaintextListeners() {
 			if host, _, msg := splitAddr(pl.addr); pl.enabled && msg == "" && !isLoopback(host) {
 				w = append(w, pl.key+" "+pl.addr+" is a plaintext listener on a non-loopback address (server.allow_insecure_public): tokens and API secrets cross the network unencrypted")
 			}
@@ -537,17 +539,10 @@ func (c *Config) Warnings() []string {
 	// HTTPS off while the node is reachable from the network (09-observability
 	// §2): every listener that will start counts, the cluster port included.
 	if !c.Server.HTTPSActive() {
-		for _, l := range []struct {
-			key    string
-			active bool
-			addr   string
-		}{
-			{"server.http.address", c.Server.HTTP.Enabled, c.Server.HTTP.Address},
-			{"server.resp.address", c.Server.RESP.Enabled, c.Server.RESP.Address},
-			{"server.resp_tls.address", c.Server.RESPTLSActive(), c.Server.RESPTLS.Address},
-			{"cluster.listen_address", c.Cluster.Enabled, c.Cluster.ListenAddress},
-		} {
-			if host, _, msg := splitAddr(l.addr); l.active && msg == "" && !isLoopback(host) {
+		for _, l := range append(c.plaintextListeners(),
+			listener{"server.resp_tls.address", c.Server.RESPTLSActive(), c.Server.RESPTLS.Address},
+			listener{"cluster.listen_address", c.Cluster.Enabled, c.Cluster.ListenAddress}) {
+			if host, _, msg := splitAddr(l.addr); l.enabled && msg == "" && !isLoopback(host) {
 				w = append(w, "HTTPS is off (server.https.enabled false or no server.tls.cert_file/key_file) while "+
 					l.key+" "+l.addr+" listens on a non-loopback address: the HTTP API has no TLS")
 				break
