@@ -514,7 +514,7 @@ func TestAuthenticateConn_ReuseSkipsTheCredentialHashOnly(t *testing.T) {
 	if p3, err := e.authn.AuthenticateConn(e.ctx, &m, cred, netip.MustParseAddr("127.0.0.2")); err != nil || p3 == p1 {
 		t.Fatalf("other IP: %v, reused %v", err, p3 == p1)
 	}
-	if _, err := e.authn.AuthenticateConn(e.ctx, &m, cred[:len(cred)-1]+"x", ip); err == nil {
+	if _, err := e.authn.AuthenticateConn(e.ctx, &m, cred[:len(cred)-1]+flip(cred[len(cred)-1]), ip); err == nil {
 		t.Fatal("a wrong secret on an authenticated connection was accepted")
 	}
 	// The memo still answers for the good credential, as a cache hit.
