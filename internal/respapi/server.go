@@ -66,6 +66,11 @@ type Config struct {
 	NodeID, Version string
 	// Metrics receives the RESP series of 09-observability §1; nil = none.
 	Metrics *metrics.Metrics
+	// OnBusiness, when set, is called after every session command (those
+	// behind the readiness gate, refused or not) with the Unix second it
+	// ended in and its duration: the node's business qps and p99 of
+	// GET /admin/v1/status count RESP traffic as well as HTTP.
+	OnBusiness func(sec int64, seconds float64)
 }
 
 // Server is the RESP server of a node. Create with New, run with Serve
@@ -77,6 +82,9 @@ type Server struct {
 	start time.Time
 	cmds  map[string]*command
 	m     *metrics.Metrics
+	// timed: every command's duration is measured (for the metrics or
+	// OnBusiness), so each one sets lastEnd for the next in a pipeline.
+	timed bool
 	// unknownSeries counts commands that are not in the table.
 	unknownSeries *metrics.RESPSeries
 
@@ -109,7 +117,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, start: time.Now(), m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: log, start: time.Now(), m: cfg.Metrics, timed: cfg.Metrics != nil || cfg.OnBusiness != nil}
 	s.cmds = commandTable(s)
 	s.unknownSeries = s.m.RESPCommand("unknown")
 	for _, d := range s.cmds {
@@ -283,28 +291,35 @@ func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 		return // after QUIT or a protocol error: the rest of the pipeline is dropped
 	}
 	s.commands.Add(1)
-	var start time.Time
-	if s.m != nil {
-		// Within a pipeline a command starts when the previous one ended:
-		// one clock read per command instead of two.
-		if start = st.lastEnd; !st.chained {
-			start = time.Now()
-		}
-	}
 	st.w.failed = false
 	def := s.lookupCommand(cmd.Args[0])
 	series := s.unknownSeries
 	if def != nil {
 		series = def.series
 	}
+	business := s.cfg.OnBusiness != nil && def != nil && def.flags&flagGated != 0
+	var start time.Time
+	if s.timed {
+		// Within a pipeline a command starts when the previous one ended:
+		// one clock read per command instead of two.
+		if start = st.lastEnd; !st.chained {
+			start = time.Now()
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("resp command panicked", "panic", r, "stack", string(debug.Stack()))
 			writeCode(&st.w, apierr.SysInternal)
 		}
-		if series != nil {
+		if s.timed {
 			end := time.Now()
-			series.Observe(!st.w.failed, end.Sub(start).Seconds())
+			d := end.Sub(start).Seconds()
+			if series != nil {
+				series.Observe(!st.w.failed, d)
+			}
+			if business {
+				s.cfg.OnBusiness(end.Unix(), d)
+			}
 			st.lastEnd, st.chained = end, len(c.PeekPipeline()) > 0
 		}
 	}()

@@ -50,7 +50,7 @@ func (s *Server) startRESP(eng *engine.Engine, sec *security) error {
 	}
 	rs := respapi.New(respapi.Config{Engine: eng, Authenticator: sec.authn, Brute: sec.brute, Audit: sec.audit,
 		Logger: s.log.With("component", "resp"), MaxConns: cfg.Server.Limits.MaxRESPConnections, Gate: s.respGate,
-		Mode: "standalone", Metrics: s.metrics})
+		Mode: "standalone", Metrics: s.metrics, OnBusiness: s.traffic.observeAt})
 	s.mu.Lock()
 	s.resp = rs
 	for _, x := range ls {

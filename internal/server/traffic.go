@@ -38,9 +38,12 @@ func bucketOf(seconds float64) int {
 	return min(b, trafficBuckets-1)
 }
 
-// observe records one business request.
-func (t *traffic) observe(seconds float64) {
-	sec := t.now().Unix()
+// observe records one business request that ends now.
+func (t *traffic) observe(seconds float64) { t.observeAt(t.now().Unix(), seconds) }
+
+// observeAt records one business request that ended in Unix second sec
+// (RESP passes the clock reading it already made).
+func (t *traffic) observeAt(sec int64, seconds float64) {
 	t.mu.Lock()
 	s := &t.slots[sec%int64(len(t.slots))]
 	if s.sec != sec {
