@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/yndnr/tokmesh-go/internal/config"
+	"github.com/yndnr/tokmesh-go/internal/gcfloor"
 	"github.com/yndnr/tokmesh-go/internal/server"
 )
 
@@ -25,6 +26,9 @@ func runNode(ctx context.Context, cfg *config.Config, info config.LoadInfo, logg
 func runNodeWithReload(ctx context.Context, cfg *config.Config, info config.LoadInfo, logger *slog.Logger,
 	reload func() (*config.Config, []*config.Error)) int {
 	ensureTwoProcs(cfg.Storage.WAL.SyncMode)
+	// A heap-goal floor so a node with few sessions does not collect ten
+	// times a second under load (gcfloor; GOGC in the environment wins).
+	defer gcfloor.Start(gcfloor.DefaultFloor)()
 	// SIGHUP is caught before the node starts: a Go program that has not
 	// asked for it exits on SIGHUP, so one sent while the node recovers
 	// (seconds on a large data dir) would kill it. One sent then is

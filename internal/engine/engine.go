@@ -28,6 +28,7 @@ import (
 	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/crypt"
 	"github.com/yndnr/tokmesh-go/internal/datadir"
+	"github.com/yndnr/tokmesh-go/internal/gcfloor"
 	"github.com/yndnr/tokmesh-go/internal/session"
 	"github.com/yndnr/tokmesh-go/internal/snapshot"
 	"github.com/yndnr/tokmesh-go/internal/wal"
@@ -252,36 +253,12 @@ func Open(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// recoveryGC pauses the garbage collector while any engine recovers:
-// nearly everything recovery allocates stays live, so collections during
-// it would only re-mark the growing heap (a fifth of recovery CPU). A
-// GOMEMLIMIT still applies. Reference-counted because engines may open
-// concurrently (tests) and the GC setting is process-wide.
-var recoveryGC struct {
-	sync.Mutex
-	n   int
-	old int
-}
-
-func pauseGC() (resume func()) {
-	recoveryGC.Lock()
-	if recoveryGC.n == 0 {
-		recoveryGC.old = debug.SetGCPercent(-1)
-	}
-	recoveryGC.n++
-	recoveryGC.Unlock()
-	return func() {
-		recoveryGC.Lock()
-		recoveryGC.n--
-		if recoveryGC.n == 0 {
-			debug.SetGCPercent(recoveryGC.old)
-		}
-		recoveryGC.Unlock()
-	}
-}
-
 func (e *Engine) recover() error {
-	defer pauseGC()()
+	// Nearly everything recovery allocates stays live, so collections
+	// during it would only re-mark the growing heap (a fifth of recovery
+	// CPU): the collector is paused until it ends (a GOMEMLIMIT still
+	// applies).
+	defer gcfloor.Pause()()
 	dir := e.cfg.DataDir
 	if err := datadir.EnsureLayout(dir); err != nil {
 		return &StartupError{Code: ExitRuntime, Err: err}
