@@ -2,8 +2,10 @@ package server
 
 import (
 	"io"
+	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,22 +39,57 @@ func (l lazyDeadlineListener) Accept() (net.Conn, error) {
 //     does not re-arm its write deadline for every response. A timeout can
 //     therefore fire up to 1/32 early (under a second for the 30 s
 //     defaults), never late.
+//
+// The common operations take no lock: a Read or Write whose wanted
+// deadline was already settled only counts itself in and out, and a
+// deadline set while no call is in progress is only stored. Both sides
+// announce themselves before they look at the other (busy, then want;
+// want, then busy), and Go's atomics are sequentially consistent, so a
+// deadline set while a call starts is either seen by the call or applied
+// by the setter. Arming happens under mu and always from the latest want,
+// so the last to arm never leaves an older deadline on the socket.
 type lazyDeadlineConn struct {
 	*net.TCPConn
-	mu    sync.Mutex
 	r, w  direction
-	armed int // deadlines set on the socket (tests)
+	mu    sync.Mutex
+	armed int // deadlines set on the socket (tests; under mu)
 }
 
-// direction is the deadline state of reads or of writes.
+// direction is the deadline state of reads or of writes. Deadlines are
+// kept as Unix nanoseconds (deadlineNS).
 type direction struct {
-	want, armed time.Time
-	busy        int // calls in progress
+	want    atomic.Int64 // the deadline last set
+	settled atomic.Int64 // the want the socket was last settled for
+	busy    atomic.Int32 // calls in progress
+	armed   time.Time    // the deadline on the socket (under mu)
 }
 
 // deadlineSlack is the fraction of the time left by which an armed
 // deadline may precede the wanted one.
 const deadlineSlack = 32
+
+// deadlineNS encodes a deadline: 0 is none, instants before 1970 (net/http's
+// "long ago" abort) and those UnixNano cannot hold are clamped to the
+// nearest it can, which mean the same to a socket (past, or never in
+// practice).
+func deadlineNS(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Unix() <= 0:
+		return 1
+	case t.Unix() >= math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func deadlineTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // settle returns the deadline to arm for want given the armed one, and
 // whether it differs from armed (the caller then sets it).
@@ -79,35 +116,44 @@ func (c *lazyDeadlineConn) arm(d *direction, t time.Time) error {
 	return c.TCPConn.SetReadDeadline(t)
 }
 
-// begin applies d's wanted deadline if needed and counts a call in
-// progress; end must follow unless it fails.
+// begin counts a call in progress and makes sure the socket is settled
+// for d's latest wanted deadline; end must follow unless it fails.
 func (c *lazyDeadlineConn) begin(d *direction) error {
+	d.busy.Add(1)
+	if d.want.Load() == d.settled.Load() {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, change := settle(d.want, d.armed); change {
+	w := d.want.Load()
+	if t, change := settle(deadlineTime(w), d.armed); change {
 		if err := c.arm(d, t); err != nil {
+			d.busy.Add(-1)
 			return err
 		}
 	}
-	d.busy++
+	d.settled.Store(w)
 	return nil
 }
 
-func (c *lazyDeadlineConn) end(d *direction) {
-	c.mu.Lock()
-	d.busy--
-	c.mu.Unlock()
-}
+func (d *direction) end() { d.busy.Add(-1) }
 
 // set records d's wanted deadline, applying it at once while a call is in
 // progress.
 func (c *lazyDeadlineConn) set(d *direction, t time.Time) error {
+	d.want.Store(deadlineNS(t))
+	if d.busy.Load() == 0 {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d.want = t
-	if d.busy > 0 {
-		return c.arm(d, t)
+	w := d.want.Load()
+	if t := deadlineTime(w); !t.Equal(d.armed) {
+		if err := c.arm(d, t); err != nil {
+			return err
+		}
 	}
+	d.settled.Store(w)
 	return nil
 }
 
@@ -115,16 +161,18 @@ func (c *lazyDeadlineConn) Read(p []byte) (int, error) {
 	if err := c.begin(&c.r); err != nil {
 		return 0, err
 	}
-	defer c.end(&c.r)
-	return c.TCPConn.Read(p)
+	n, err := c.TCPConn.Read(p)
+	c.r.end()
+	return n, err
 }
 
 func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
 	if err := c.begin(&c.w); err != nil {
 		return 0, err
 	}
-	defer c.end(&c.w)
-	return c.TCPConn.Write(p)
+	n, err := c.TCPConn.Write(p)
+	c.w.end()
+	return n, err
 }
 
 // ReadFrom keeps net/http's sendfile path (io.Copy to a response) under the
@@ -133,7 +181,7 @@ func (c *lazyDeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.begin(&c.w); err != nil {
 		return 0, err
 	}
-	defer c.end(&c.w)
+	defer c.w.end() // r is arbitrary code
 	return c.TCPConn.ReadFrom(r)
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +231,73 @@ func TestLazyDeadlines_ResponseControllerLiftsWriteTimeout(t *testing.T) {
 	resp.Body.Close()
 	if err := <-done; err != nil || string(body) != "late but allowed" {
 		t.Fatalf("handler write: %v, body %q", err, body)
+	}
+}
+
+func TestDeadlineNS(t *testing.T) {
+	now := time.Now()
+	if deadlineNS(time.Time{}) != 0 || !deadlineTime(0).IsZero() {
+		t.Fatal("the zero deadline must stay 'none'")
+	}
+	for _, tm := range []time.Time{time.Unix(1, 0), time.Unix(0, 0), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got := deadlineTime(deadlineNS(tm)); got.IsZero() || got.After(now) {
+			t.Errorf("%v came back as %v, want a past deadline", tm, got)
+		}
+	}
+	if got := deadlineTime(deadlineNS(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))); got.Before(now.AddDate(200, 0, 0)) {
+		t.Errorf("a far deadline came back as %v", got)
+	}
+	if got := deadlineTime(deadlineNS(now)); !got.Equal(now) {
+		t.Errorf("%v came back as %v", now, got)
+	}
+}
+
+// A past deadline set as a Read starts must end that Read, whichever of
+// the two gets to the connection first (what net/http's abortPendingRead
+// relies on); run many times so both orders happen.
+func TestLazyDeadlines_AbortRacesRead(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent peer: reads on the other side block
+		}
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := &lazyDeadlineConn{TCPConn: raw.(*net.TCPConn)}
+	for i := range 300 {
+		if err := c.SetReadDeadline(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			done <- err
+		}()
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		if err := c.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("round %d: read ended with %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the abort never reached the read", i)
+		}
 	}
 }
