@@ -170,6 +170,19 @@ func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
 	if err := c.begin(&c.w); err != nil {
 		return 0, err
 	}
+	// net/http's own answer to a request it could not parse becomes the
+	// API's envelope (protoerr.go); the check is a byte compare for
+	// every other write.
+	if len(p) > 9 && (p[9] == '4' || p[9] == '5') {
+		if resp, ok := rewriteProtocolError(p); ok {
+			_, err := c.TCPConn.Write(resp)
+			c.w.end()
+			if err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	n, err := c.TCPConn.Write(p)
 	c.w.end()
 	return n, err

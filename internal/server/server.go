@@ -352,14 +352,14 @@ func (s *Server) listenLocal(pipe, path string) error {
 		if err != nil {
 			return fmt.Errorf("local admin pipe %s: %w", pipe, err)
 		}
-		s.serve("local", l, s.swappable(localGuard{replay: s.sec.replay}, true))
+		s.serve("local", protocolErrorListener{l}, s.swappable(localGuard{replay: s.sec.replay}, true))
 		return nil
 	}
 	l, err := localadmin.Listen(path)
 	if err != nil {
 		return fmt.Errorf("local admin socket %s: %w", path, err)
 	}
-	s.serve("local", l, s.swappable(localGuard{replay: s.sec.replay}, true))
+	s.serve("local", protocolErrorListener{l}, s.swappable(localGuard{replay: s.sec.replay}, true))
 	return nil
 }
 
