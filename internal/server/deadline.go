@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,12 +94,11 @@ func deadlineTime(ns int64) time.Time {
 
 // settle returns the deadline to arm for want given the armed one, and
 // whether it differs from armed (the caller then sets it).
-func settle(want, armed time.Time) (time.Time, bool) {
+func settle(want, armed, now time.Time) (time.Time, bool) {
 	if want.Equal(armed) {
 		return armed, false
 	}
 	if !want.IsZero() && !armed.IsZero() && armed.Before(want) {
-		now := time.Now()
 		if armed.After(now) && want.Sub(armed) <= want.Sub(now)/deadlineSlack {
 			return armed, false
 		}
@@ -126,7 +126,17 @@ func (c *lazyDeadlineConn) begin(d *direction) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := d.want.Load()
-	if t, change := settle(deadlineTime(w), d.armed); change {
+	now := time.Now()
+	if w != 0 && w <= now.UnixNano() {
+		// An expired deadline fails the call at once, as the runtime
+		// does before any system call (poll.FD's prepareRead/Write):
+		// nothing to arm. This is net/http's abort of the background
+		// read that has not reached the socket yet; the socket keeps
+		// its deadline, which the next request's read usually keeps too.
+		d.busy.Add(-1)
+		return os.ErrDeadlineExceeded
+	}
+	if t, change := settle(deadlineTime(w), d.armed, now); change {
 		if err := c.arm(d, t); err != nil {
 			d.busy.Add(-1)
 			return err
@@ -159,7 +169,7 @@ func (c *lazyDeadlineConn) set(d *direction, t time.Time) error {
 
 func (c *lazyDeadlineConn) Read(p []byte) (int, error) {
 	if err := c.begin(&c.r); err != nil {
-		return 0, err
+		return 0, c.opError("read", err)
 	}
 	n, err := c.TCPConn.Read(p)
 	c.r.end()
@@ -168,7 +178,7 @@ func (c *lazyDeadlineConn) Read(p []byte) (int, error) {
 
 func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
 	if err := c.begin(&c.w); err != nil {
-		return 0, err
+		return 0, c.opError("write", err)
 	}
 	// net/http's own answer to a request it could not parse becomes the
 	// API's envelope (protoerr.go); the check is a byte compare for
@@ -188,11 +198,16 @@ func (c *lazyDeadlineConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// opError wraps an error of begin as the connection's own calls would.
+func (c *lazyDeadlineConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
 // ReadFrom keeps net/http's sendfile path (io.Copy to a response) under the
 // write deadline.
 func (c *lazyDeadlineConn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.begin(&c.w); err != nil {
-		return 0, err
+		return 0, c.opError("readfrom", err)
 	}
 	defer c.w.end() // r is arbitrary code
 	return c.TCPConn.ReadFrom(r)

@@ -35,7 +35,7 @@ func TestSettle(t *testing.T) {
 		{"past wanted is applied", now.Add(-time.Hour), now.Add(time.Second), now.Add(-time.Hour), true},
 	}
 	for _, c := range cases {
-		got, change := settle(c.want, c.armed)
+		got, change := settle(c.want, c.armed, now)
 		if !got.Equal(c.arm) || change != c.wantsChange {
 			t.Errorf("%s: settle = %v, %v; want %v, %v", c.name, got.Sub(now), change, c.arm.Sub(now), c.wantsChange)
 		}
@@ -80,6 +80,18 @@ func dial(t *testing.T, addr string) net.Conn {
 }
 
 func TestLazyDeadlines_KeepAliveRequestsArmFewerTimers(t *testing.T) {
+	t.Run("default", func(t *testing.T) { keepAliveArms(t, 4) })
+	// With one P (a node pinned to a core) net/http's background read
+	// is aborted before it reaches the socket, so a steady stream of
+	// requests arms almost nothing: an expired deadline fails the read at
+	// once and the socket keeps the deadline the next request keeps too.
+	t.Run("one P", func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		keepAliveArms(t, 0.25)
+	})
+}
+
+func keepAliveArms(t *testing.T, perRequest float64) {
 	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
@@ -112,7 +124,7 @@ func TestLazyDeadlines_KeepAliveRequestsArmFewerTimers(t *testing.T) {
 	// net/http asks for about seven per request; lazily about three
 	// (clear for its background read, the abort that interrupts it, the
 	// idle timeout) are armed.
-	if armed > 4*n {
+	if float64(armed) > perRequest*n {
 		t.Fatalf("%d deadlines armed for %d requests", armed, n)
 	}
 	t.Logf("%d deadlines armed for %d requests", armed, n)
@@ -299,5 +311,51 @@ func TestLazyDeadlines_AbortRacesRead(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("round %d: the abort never reached the read", i)
 		}
+	}
+}
+
+// A call under an expired deadline fails at once with the timeout error a
+// socket gives, even with data waiting, and leaves the data for later.
+func TestLazyDeadlines_ExpiredDeadlineFailsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "x")
+		time.Sleep(5 * time.Second)
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := &lazyDeadlineConn{TCPConn: raw.(*net.TCPConn)}
+	time.Sleep(50 * time.Millisecond) // the byte is there
+	for _, past := range []time.Time{time.Unix(1, 0), time.Now().Add(-time.Millisecond)} {
+		c.SetReadDeadline(past)
+		n, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if n != 0 || !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read under %v: %d, %v", past, n, err)
+		}
+		if _, err := c.Write([]byte("y")); err != nil {
+			t.Fatalf("the write side must not be affected: %v", err)
+		}
+	}
+	c.SetReadDeadline(time.Time{})
+	b := make([]byte, 1)
+	if n, err := c.Read(b); n != 1 || b[0] != 'x' || err != nil {
+		t.Fatalf("after clearing: %d %q %v", n, b[:n], err)
+	}
+	c.SetWriteDeadline(time.Unix(1, 0))
+	if _, err := c.Write([]byte("z")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write under an expired deadline: %v", err)
 	}
 }
