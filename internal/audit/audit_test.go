@@ -543,8 +543,12 @@ func TestRetention_DeletesOldFilesAndVerifyAnchorsAtTheOldestRemaining(t *testin
 
 	// The daily run with a shorter retention; the newest file always stays
 	// because it holds the chain head.
+	// (Stored directly: SetRetentionDays would also kick an asynchronous
+	// run that could land after the record below and rightly delete the
+	// 2025-03-05 file once it is no longer the newest;
+	// TestRetention_ChangeTakesEffectImmediately covers that path.)
 	c.set("2025-06-01T00:00:00Z")
-	l.SetRetentionDays(1)
+	l.retention.Store(1)
 	l.prune()
 	fl, _ = listFiles(dir)
 	if len(fl) != 1 || fl[0].day != "20250305" {
