@@ -90,7 +90,7 @@ func (r *AntiReplay) Check(tsHeader, nonceHeader string, required bool) error {
 	cfg := r.cfg.Load()
 	now := r.now()
 	ts, err := strconv.ParseInt(tsHeader, 10, 64)
-	if err != nil {
+	if err != nil || tsHeader[0] < '0' || tsHeader[0] > '9' { // decimal digits only (02 §2): no sign
 		return ErrTimestamp
 	}
 	if d := now.UnixMilli() - ts; d > cfg.TimestampWindow.Milliseconds() || d < -cfg.TimestampWindow.Milliseconds() {

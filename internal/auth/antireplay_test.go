@@ -67,6 +67,10 @@ func TestAntiReplay_CheckHeaderEmptyIsPresent(t *testing.T) {
 		{http.Header{"X-Timestamp": {""}, "X-Nonce": {""}}, false, ErrReplayHeaders},
 		{http.Header{"X-Timestamp": {ts}, "X-Nonce": {""}}, false, ErrReplayHeaders},
 		{http.Header{"X-Timestamp": {ts}, "X-Nonce": {"header-nonce-000001"}}, true, nil},
+		// Integers are decimal digits (02 §2): no sign, no spaces.
+		{http.Header{"X-Timestamp": {"+" + ts}, "X-Nonce": {"header-nonce-000002"}}, false, ErrTimestamp},
+		{http.Header{"X-Timestamp": {" " + ts}, "X-Nonce": {"header-nonce-000003"}}, false, ErrTimestamp},
+		{http.Header{"X-Timestamp": {"-1"}, "X-Nonce": {"header-nonce-000004"}}, false, ErrTimestamp},
 	} {
 		if err := r.CheckHeader(tc.h, tc.required); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 			t.Errorf("case %d %v: got %v want %v", i, tc.h, err, tc.want)

@@ -3,6 +3,7 @@ package auth
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -26,14 +27,23 @@ func ClientIP(remote netip.AddrPort, header http.Header, trusted []netip.Prefix)
 		if chain, ok = forwardedFor(v); !ok {
 			return peer
 		}
-	} else if v := header.Values("X-Forwarded-For"); len(v) > 0 {
-		for _, line := range v {
-			for _, part := range strings.Split(line, ",") {
-				chain = append(chain, strings.TrimSpace(part))
-			}
+		if !slices.ContainsFunc(chain, func(s string) bool { return s != "" }) {
+			// No element names a for= node (e.g. "Forwarded: proto=https"):
+			// the header has no chain, so the next one is asked (04 §6:
+			// "Forwarded (for= chain), else X-Forwarded-For").
+			chain = nil
 		}
-	} else if v := header.Get("X-Real-IP"); v != "" {
-		chain = []string{strings.TrimSpace(v)}
+	}
+	if chain == nil {
+		if v := header.Values("X-Forwarded-For"); len(v) > 0 {
+			for _, line := range v {
+				for _, part := range strings.Split(line, ",") {
+					chain = append(chain, strings.TrimSpace(part))
+				}
+			}
+		} else if v := header.Get("X-Real-IP"); v != "" {
+			chain = []string{strings.TrimSpace(v)}
+		}
 	}
 	if len(chain) == 0 {
 		return peer
