@@ -798,9 +798,17 @@ func (e *Engine) Validate(token string, touch bool, ip netip.Addr, ua string) (s
 		return s, err
 	}
 	if err := e.wait(seq, false); err != nil {
+		if touch {
+			e.sessionOp(OpTouch, err)
+		}
 		return s, err
 	}
 	e.validated(nil)
+	if touch {
+		// A validation with touch touches the live session it found (01
+		// §3): it counts as a touch too (09 §1 session operations).
+		e.sessionOp(OpTouch, nil)
+	}
 	return s, nil
 }
 

@@ -49,9 +49,9 @@ func TestDebugLevel_UnmatchedRequestsAreLoggedToo(t *testing.T) {
 	srv := httptest.NewServer(New(Config{Guard: &localGuard{}, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 	defer srv.Close()
 	for _, c := range []struct {
-		method, path string
-		status       int
-	}{{"GET", "/no/such/route", 404}, {"DELETE", "/health", 405}} {
+		method, path, route string
+		status              int
+	}{{"GET", "/no/such/route", "unmatched", 404}, {"DELETE", "/health", "/health", 405}} {
 		buf.Reset()
 		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -62,7 +62,7 @@ func TestDebugLevel_UnmatchedRequestsAreLoggedToo(t *testing.T) {
 		rid := resp.Header.Get("X-Request-Id")
 		out := buf.String()
 		if resp.StatusCode != c.status || rid == "" || strings.Count(out, `"msg":"request"`) != 1 ||
-			!strings.Contains(out, `"route":"unmatched"`) || !strings.Contains(out, `"request_id":"`+rid+`"`) ||
+			!strings.Contains(out, `"route":"`+c.route+`"`) || !strings.Contains(out, `"request_id":"`+rid+`"`) ||
 			!strings.Contains(out, fmt.Sprintf(`"status":%d`, c.status)) || strings.Contains(out, "/no/such/route") {
 			t.Fatalf("%s %s: %d, debug log: %s", c.method, c.path, resp.StatusCode, out)
 		}

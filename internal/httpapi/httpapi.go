@@ -438,27 +438,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.router.ServeHTTP(w, r)
 }
 
-func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+// notFound answers a path no route has; it returns the route label of
+// the request (unmatchedRoute).
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) string {
 	rid := requestID(r)
 	setIDHeaders(w.Header(), rid)
 	writeError(w, rid, apierr.New(apierr.SysNoRoute))
+	return unmatchedRoute
 }
 
-func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+// methodNotAllowed answers a known path asked with another method; it
+// returns the route label: the path's route template (09 §1), or
+// unmatchedRoute when no method serves the path after all (404).
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) string {
 	rid := requestID(r)
 	setIDHeaders(w.Header(), rid)
 	var allow []string
+	route := unmatchedRoute
 	for _, m := range []string{"GET", "POST"} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		var match mux.RouteMatch
 		if h.router.Match(probe, &match) && match.MatchErr == nil {
 			allow = append(allow, m)
+			if tpl, err := match.Route.GetPathTemplate(); err == nil && route == unmatchedRoute {
+				route = tpl
+			}
 		}
 	}
 	if len(allow) == 0 {
 		writeError(w, rid, apierr.New(apierr.SysNoRoute))
-		return
+		return unmatchedRoute
 	}
 	v := allow[0]
 	if len(allow) > 1 {
@@ -466,6 +476,7 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Allow", v)
 	writeError(w, rid, apierr.New(apierr.SysMethod))
+	return route
 }
 
 // readBody reads the body up to the route's limit: larger → TM-SYS-4130

@@ -31,9 +31,11 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, rq *request) {
 	h.cfg.Metrics.ServeHTTP(w, rq.Request)
 }
 
-// observeUnmatched reports the 404/405 handlers to OnRequest under the
-// route "unmatched".
-func (h *Handler) observeUnmatched(fn http.HandlerFunc) http.Handler {
+// observeUnmatched reports the 404/405 handlers to OnRequest and the
+// debug line under the route label fn returns: "unmatched" for unknown
+// paths (arbitrary paths never become series), the route template for a
+// known path asked with another method.
+func (h *Handler) observeUnmatched(fn func(http.ResponseWriter, *http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The level is hot-reloadable: asked per request, as for routes.
 		debug := h.log.Enabled(r.Context(), slog.LevelDebug)
@@ -43,15 +45,15 @@ func (h *Handler) observeUnmatched(fn http.HandlerFunc) http.Handler {
 		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		fn(sw, r)
+		route := fn(sw, r)
 		d := time.Since(start)
 		if h.cfg.OnRequest != nil {
-			h.cfg.OnRequest(unmatchedRoute, r.Method, sw.statusCode(), d.Seconds())
+			h.cfg.OnRequest(route, r.Method, sw.statusCode(), d.Seconds())
 		}
 		if debug {
 			// The debug line every request gets (09 §2), with the ID the
 			// client was answered with; no caller was identified.
-			h.log.Debug("request", "request_id", sw.Header().Get("X-Request-Id"), "method", r.Method, "route", unmatchedRoute,
+			h.log.Debug("request", "request_id", sw.Header().Get("X-Request-Id"), "method", r.Method, "route", route,
 				"status", sw.statusCode(), "duration_ms", float64(d.Microseconds())/1000, "key_id", "")
 		}
 	})

@@ -106,6 +106,9 @@ func TestMetrics_PublicScrapeShowsRequestsMadeThroughTheSameHandler(t *testing.T
 	if st, _, _ := call(t, srv, "DELETE", "/sessions", ""); st != 405 {
 		t.Fatalf("bad method: %d", st)
 	}
+	if st, _, _ := call(t, srv, "PUT", "/sessions/tmss-01kmzq3v8y0000000000000000", ""); st != 405 {
+		t.Fatalf("bad method: %d", st)
+	}
 	resp, body := get(t, srv.URL+"/metrics?foo=bar") // query strings are ignored
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
@@ -114,13 +117,15 @@ func TestMetrics_PublicScrapeShowsRequestsMadeThroughTheSameHandler(t *testing.T
 		`tokmesh_http_requests_total{method="POST",route="/tokens/validate",status="200"} 1`,
 		`tokmesh_http_request_duration_seconds_count{method="POST",route="/tokens/validate"} 1`,
 		`tokmesh_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
-		`tokmesh_http_requests_total{method="DELETE",route="unmatched",status="405"} 1`,
+		// 405: the path is known, so the label is its route template (09 §1).
+		`tokmesh_http_requests_total{method="DELETE",route="/sessions",status="405"} 1`,
+		`tokmesh_http_requests_total{method="PUT",route="/sessions/{session_id}",status="405"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape lacks %s", want)
 		}
 	}
-	if strings.Contains(body, "/no/such/path") {
+	if strings.Contains(body, "/no/such/path") || strings.Contains(body, "tmss-01kmzq3v8y") {
 		t.Error("an unmatched path became a label value")
 	}
 	for _, c := range g.asked {

@@ -71,6 +71,12 @@ type Config struct {
 	// ended in and its duration: the node's business qps and p99 of
 	// GET /admin/v1/status count RESP traffic as well as HTTP.
 	OnBusiness func(sec int64, seconds float64)
+	// OnAuthFailure, when set, is told of every failed verification (at
+	// AUTH or HELLO, and once per connection and reason when a later
+	// command finds the key gone) with the client IP, the key ID when the
+	// credential named one, and the reason: the node logs it at WARN,
+	// throttled per IP together with HTTP's (09-observability §2).
+	OnAuthFailure func(ip netip.Addr, keyID, reason string)
 }
 
 // Server is the RESP server of a node. Create with New, run with Serve
@@ -438,6 +444,7 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		switch {
 		case atAuth:
 			s.auditFailure(st, af)
+			s.warnAuthFailure(st, af.KeyID, af.Reason)
 			if af.BruteForce && s.cfg.Brute != nil && s.cfg.Brute.AuthFailure(st.ip) {
 				s.auditBlock(st.ip, "auth_failures")
 			}
@@ -446,6 +453,7 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 			// after AUTH (04 §9 audits it for RESP too): once per reason
 			// and connection, not once per pipelined command.
 			s.auditFailure(st, af)
+			s.warnAuthFailure(st, af.KeyID, af.Reason)
 			st.failAudited = af.Reason
 		}
 		if af.Reason == auth.ReasonDisabled {
@@ -456,6 +464,7 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		s.m.AuthFailure("bad_secret") // an unparsable credential cannot name a key
 		if atAuth {
 			s.auditFailure(st, &auth.AuthFailure{Reason: auth.ReasonMalformed})
+			s.warnAuthFailure(st, "", auth.ReasonMalformed)
 		}
 		return apierr.New(apierr.AuthBadCredential)
 	case errors.As(err, &rl):
@@ -467,6 +476,12 @@ func (s *Server) authError(st *connState, err error, atAuth bool) *apierr.Error 
 		return &apierr.Error{Code: apierr.SysNotReady, Message: "authentication is overloaded, retry", RetryAfter: 1}
 	}
 	return &apierr.Error{Code: apierr.SysInternal, Err: err}
+}
+
+func (s *Server) warnAuthFailure(st *connState, keyID, reason string) {
+	if f := s.cfg.OnAuthFailure; f != nil {
+		f(st.ip, keyID, reason)
+	}
 }
 
 func (s *Server) auditFailure(st *connState, af *auth.AuthFailure) {

@@ -38,8 +38,9 @@ type tcpGuard struct {
 }
 
 // warnAuthFailure logs an authentication failure at WARN, at most once per
-// client IP per 10 s (09-observability §2). Only the key ID (public) and
-// the reason are logged, never the credential.
+// client IP per 10 s over HTTP and RESP together (09-observability §2).
+// Only the key ID (public) and the reason are logged, never the
+// credential. rid is the HTTP request's ID; "" for RESP, which has none.
 func (g *tcpGuard) warnAuthFailure(rid string, ip netip.Addr, keyID, reason string) {
 	now := time.Now()
 	g.warnMu.Lock()
@@ -53,6 +54,10 @@ func (g *tcpGuard) warnAuthFailure(rid string, ip netip.Addr, keyID, reason stri
 	}
 	g.lastWarn[ip] = now
 	g.warnMu.Unlock()
+	if rid == "" {
+		g.log.Warn("authentication failed", "protocol", "resp", "client_ip", ip.String(), "key_id", keyID, "reason", reason)
+		return
+	}
 	g.log.Warn("authentication failed", "request_id", rid, "client_ip", ip.String(), "key_id", keyID, "reason", reason)
 }
 

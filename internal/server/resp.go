@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/yndnr/tokmesh-go/internal/apierr"
 	"github.com/yndnr/tokmesh-go/internal/engine"
@@ -50,7 +51,12 @@ func (s *Server) startRESP(eng *engine.Engine, sec *security) error {
 	}
 	rs := respapi.New(respapi.Config{Engine: eng, Authenticator: sec.authn, Brute: sec.brute, Audit: sec.audit,
 		Logger: s.log.With("component", "resp"), MaxConns: cfg.Server.Limits.MaxRESPConnections, Gate: s.respGate,
-		Mode: "standalone", Metrics: s.metrics, OnBusiness: s.traffic.observeAt})
+		Mode: "standalone", Metrics: s.metrics, OnBusiness: s.traffic.observeAt,
+		OnAuthFailure: func(ip netip.Addr, keyID, reason string) {
+			if g := s.lazy.g.Load(); g != nil { // the HTTP guard's WARN throttle
+				g.warnAuthFailure("", ip, keyID, reason)
+			}
+		}})
 	s.mu.Lock()
 	s.resp = rs
 	for _, x := range ls {

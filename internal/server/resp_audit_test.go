@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -97,5 +98,52 @@ func TestRESP_AuditRecordsMatchHTTP(t *testing.T) {
 		if a, b := norm(httpRec), norm(respRec); a != b {
 			t.Fatalf("record %d differs:\nHTTP %s\nRESP %s", i, a, b)
 		}
+	}
+}
+
+// A failed RESP AUTH is logged at WARN like an HTTP one (09 §2), sharing
+// the one-line-per-IP-per-10-s throttle, and never with the secret.
+func TestRESP_AuthFailureIsLoggedAtWarn(t *testing.T) {
+	c := baseConfig(t)
+	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	var logs syncBuffer
+	srv := New(c, Options{Getenv: testEnv, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	k, secret, _, err := srv.sec.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := secret[:len(secret)-1] + string("ab"[strings.IndexByte("ab", secret[len(secret)-1])+1&1])
+	for range 3 {
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr("resp").String(), Username: k.ID, Password: wrong, Protocol: 2, MaxRetries: -1})
+		if err := rdb.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "TM-AUTH-4011") {
+			t.Fatalf("wrong secret: %v", err)
+		}
+		rdb.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "authentication failed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "authentication failed" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d WARN lines for three failures from one IP within 10 s, want 1:\n%s", len(lines), logs.String())
+	}
+	if l := lines[0]; l["level"] != "WARN" || l["protocol"] != "resp" || l["key_id"] != k.ID || l["reason"] != "bad_secret" || l["client_ip"] != "127.0.0.1" {
+		t.Fatalf("WARN line %v", l)
+	}
+	if strings.Contains(logs.String(), wrong) || strings.Contains(logs.String(), secret) {
+		t.Fatal("a secret reached the log")
 	}
 }

@@ -168,11 +168,14 @@ func EngineConfig(c *config.Config) (engine.Config, error) {
 func (s *Server) Start(ctx context.Context) error {
 	cfg := s.config()
 	info := s.loadInfo(cfg)
-	s.presetNodeID(cfg)
+	presetID, generated := s.presetNodeID(cfg)
 	s.logStartup(cfg, info)
 	ec, err := EngineConfig(cfg)
 	if err != nil {
 		return &engine.StartupError{Code: engine.ExitConfig, Err: err}
+	}
+	if generated {
+		ec.NodeID = presetID // node.json is created with the ID logged so far
 	}
 	// The data-dir lock is taken by engine.Open; the admin socket must not
 	// be touched before it, or a second server would delete the first's

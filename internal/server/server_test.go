@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/yndnr/tokmesh-go/internal/auth"
 	"github.com/yndnr/tokmesh-go/internal/config"
+	"github.com/yndnr/tokmesh-go/internal/datadir"
 )
 
 func testEnv(k string) string {
@@ -231,5 +233,36 @@ func TestServer_ShutdownTimeoutCutsSlowRequestsCleanly(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := conn.Read(make([]byte, 1)); err == nil {
 		t.Fatal("the slow connection is still open")
+	}
+}
+
+// A first start on an empty data dir logs its node_id from the first line
+// on (09-observability §2), and that ID is the one node.json gets.
+func TestServer_FirstStartLogsTheNodeIDFromTheFirstLine(t *testing.T) {
+	c := baseConfig(t)
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	var logs syncBuffer
+	srv := New(c, Options{Getenv: testEnv, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	n, err := datadir.ReadNode(c.Storage.DataDir)
+	if err != nil || n.NodeID == "" {
+		t.Fatalf("node.json: %+v %v", n, err)
+	}
+	lines := 0
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if m["node_id"] != n.NodeID {
+			t.Fatalf("line %d has node_id %v, want %s: %s", lines, m["node_id"], n.NodeID, l)
+		}
+		lines++
+	}
+	if lines < 3 {
+		t.Fatalf("only %d log lines", lines)
 	}
 }

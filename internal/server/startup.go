@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -47,13 +48,23 @@ func (s *Server) loadInfo(cfg *config.Config) config.LoadInfo {
 // presetNodeID gives the log records before recovery the node ID they
 // will have after it: node.json's (read-only, before the data dir lock;
 // the engine keeps that one), else the configured one. A data dir without
-// node.json gets its ID during recovery; until then records say "".
-func (s *Server) presetNodeID(cfg *config.Config) {
+// either gets its ID generated here, and the engine writes that ID to
+// node.json (generated is true), so even a first start logs its node_id
+// from the first line (09-observability §2).
+func (s *Server) presetNodeID(cfg *config.Config) (id string, generated bool) {
 	if n, err := datadir.ReadNode(cfg.Storage.DataDir); err == nil && n.NodeID != "" {
-		s.nodeID.Set(n.NodeID)
-	} else if cfg.Cluster.NodeID != "" {
-		s.nodeID.Set(cfg.Cluster.NodeID)
+		id = n.NodeID
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", false // the engine reports what is wrong with node.json
+	} else if id = cfg.Cluster.NodeID; id == "" {
+		nid, err := engine.NewNodeID()
+		if err != nil {
+			return "", false // the engine retries and reports
+		}
+		id, generated = nid, true
 	}
+	s.nodeID.Set(id)
+	return id, generated
 }
 
 // logStartup writes the records of 09-observability §2 that precede
