@@ -316,7 +316,7 @@ func (v *validator) crossKey() {
 		}
 		if host, _, _ := splitAddr(pl.addr); !isLoopback(host) {
 			v.add(conflict, pl.key, pl.addr, "plaintext listener on a non-loopback address",
-				"a loopback address (127.0.0.0/8, ::1, localhost), TLS (server.https / server.resp_tls), or server.allow_insecure_public: true")
+				"a loopback address (127.0.0.0/8, ::1, localhost), or server.allow_insecure_public: true (remote clients belong on the TLS listeners, server.https / server.resp_tls)")
 		}
 	}
 	v.portClashes()
@@ -544,7 +544,7 @@ func (c *Config) Warnings() []string {
 			listener{"cluster.listen_address", c.Cluster.Enabled, c.Cluster.ListenAddress}) {
 			if host, _, msg := splitAddr(l.addr); l.enabled && msg == "" && !isLoopback(host) {
 				w = append(w, "HTTPS is off (server.https.enabled false or no server.tls.cert_file/key_file) while "+
-					l.key+" "+l.addr+" listens on a non-loopback address: the HTTP API has no TLS")
+					l.key+" "+l.addr+" listens on a non-loopback address (09-observability §2)")
 				break
 			}
 		}

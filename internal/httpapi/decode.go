@@ -78,6 +78,11 @@ func decodeGeneral(body []byte, fields []field) *apierr.Error {
 			seen[name] = false
 			continue
 		}
+		if loneSurrogate(raw) {
+			// encoding/json would store U+FFFD, a value the client never
+			// sent (01 §2: strings are valid UTF-8); refuse instead.
+			return apierr.Newf(apierr.SysMalformed, "field %q: a \\u escape encodes half of a UTF-16 surrogate pair", name).WithDetail("field", name)
+		}
 		if m, ok := f.dst.(*map[string]string); ok {
 			v, err := decodeStringMap(raw)
 			if err != nil {
@@ -157,4 +162,62 @@ func decodeStringMap(raw []byte) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// loneSurrogate reports whether the JSON value raw has a string with a
+// \uD800–\uDFFF escape that is not half of a high-low pair.
+func loneSurrogate(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return false
+	}
+	inStr := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case !inStr:
+			inStr = c == '"'
+		case c == '"':
+			inStr = false
+		case c == '\\' && i+1 < len(raw):
+			if raw[i+1] != 'u' {
+				i++ // a two-byte escape
+				continue
+			}
+			r, ok := hex4(raw, i+2)
+			i += 5
+			switch {
+			case !ok || r < 0xD800 || r > 0xDFFF:
+			case r >= 0xDC00:
+				return true // a low half first
+			default:
+				lo, ok := hex4(raw, i+3)
+				if i+2 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' || !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
+// hex4 parses the four hex digits at raw[i:].
+func hex4(raw []byte, i int) (rune, bool) {
+	if i+4 > len(raw) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range raw[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"reflect"
 	"testing"
+
+	"github.com/yndnr/tokmesh-go/internal/apierr"
 )
 
 // fastFieldSets are the field sets the differential fuzz test runs: the
@@ -127,4 +129,34 @@ func FuzzDecodeValidate(f *testing.F) {
 			t.Fatalf("%q: fast path (%q, %v), decodeStrict (%q, %v)", body, tok, touch, wantTok, wantTouch)
 		}
 	})
+}
+
+// A \u escape of half a surrogate pair is refused (encoding/json would
+// store U+FFFD, which the client never sent); pairs and escaped
+// backslashes followed by "u" are fine.
+func TestDecodeStrict_LoneSurrogateEscapes(t *testing.T) {
+	for body, lone := range map[string]bool{
+		`{"user_id":"a\ud800"}`:                 true,
+		`{"user_id":"a\udc00b"}`:                true,
+		`{"user_id":"\ud800\u0041"}`:            true,
+		`{"user_id":"\ud800\\udc00"}`:           true, // the second is an escaped backslash, not an escape
+		`{"user_id":"x","data":{"k":"\uDBFF"}}`: true,
+		`{"user_id":"x","data":{"\ud800":"v"}}`: true,
+		`{"user_id":"a\ud83d\ude00"}`:           false,
+		`{"user_id":"a\uD83D\uDE00"}`:           false,
+		`{"user_id":"a\\ud800"}`:                false,
+		`{"user_id":"a\u00e9\"\\\/\n"}`:         false,
+		`{"user_id":"x","data":{"k":"\u0041"}}`: false,
+	} {
+		var user string
+		var data map[string]string
+		err := decodeStrict([]byte(body), field{name: "user_id", dst: &user}, field{name: "data", dst: &data})
+		if lone {
+			if err == nil || err.Code != apierr.SysMalformed || err.Details["field"] == nil {
+				t.Errorf("%s: %v", body, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
 }

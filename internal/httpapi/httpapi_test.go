@@ -302,7 +302,8 @@ func TestList_FiltersAndPaging(t *testing.T) {
 		}
 	}
 	// A typed parameter sent empty is a bad value (02 §2), not "no filter".
-	for _, q := range []string{"created_after=", "created_before=", "active_after=", "ip_address=", "sort_by=", "sort_order="} {
+	for _, q := range []string{"created_after=", "created_before=", "active_after=", "ip_address=", "sort_by=", "sort_order=",
+		"user_id=", "device_id=", "created_by="} {
 		st, env, _ := call(t, srv, "GET", "/sessions?"+q, "")
 		if st != 400 || env.Code != "TM-ARG-1001" || env.Details["param"] != strings.TrimSuffix(q, "=") {
 			t.Errorf("%s: %d %s %v", q, st, env.Code, env.Details)

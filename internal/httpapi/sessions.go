@@ -401,16 +401,18 @@ func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 		h.fail(w, rq, aerr)
 		return
 	}
-	// A typed parameter sent with an empty value ("created_after=") is a
-	// bad value, not an absent one (02 §2): "" is no Unix time, IP, CIDR
-	// or enum member.
-	for _, k := range [...]string{"ip_address", "created_after", "created_before", "active_after", "sort_by", "sort_order"} {
+	// A parameter sent with an empty value ("created_after=") is a bad
+	// value, not an absent one (02 §2): "" is no Unix time, IP, CIDR or
+	// enum member, no user ID (1..128 bytes) and no key ID; for device_id
+	// it would be a filter a templated URL with a missing value sends by
+	// mistake, and answering it with every session hides that (D29).
+	for _, k := range [...]string{"user_id", "device_id", "created_by", "ip_address", "created_after", "created_before", "active_after", "sort_by", "sort_order"} {
 		if v, ok := q[k]; ok && v[0] == "" {
 			h.fail(w, rq, badParam(k, "must not be empty"))
 			return
 		}
 	}
-	lq := session.ListQuery{UserID: q.Get("user_id"), DeviceID: q.Get("device_id"), CreatedBy: q.Get("created_by"),
+	lq := session.ListQuery{UserID: q.Get("user_id"), DeviceID: q.Get("device_id"), CreatedBy: createdByFilter(q.Get("created_by")),
 		SortBy: "created_at", Desc: true, Page: page, Size: size}
 	if v := q.Get("ip_address"); v != "" {
 		if p, err := netip.ParsePrefix(v); err == nil {
@@ -479,4 +481,14 @@ func (h *Handler) listSessions(w http.ResponseWriter, rq *request) {
 	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(res.Total), 10)
 	writeData(w, http.StatusOK, rq.id, append(b, '}'))
+}
+
+// createdByFilter is the created_by value to match: API key IDs are
+// accepted in any case (01 §1) and stored lower-cased; LOCAL_ADMIN (the
+// admin socket's sessions) is matched as written.
+func createdByFilter(v string) string {
+	if len(v) >= 5 && strings.EqualFold(v[:5], "tmak-") {
+		return strings.ToLower(v)
+	}
+	return v
 }

@@ -515,13 +515,13 @@ func TestLogs_EveryRecordHasComponentAndNodeIDAndStartupSaysWhatRuns(t *testing.
 	if l, _ := ready["listeners"].(map[string]any); l["http"] == nil || l["resp"] == nil {
 		t.Errorf("listeners %v", ready["listeners"])
 	}
-	for _, msg := range []string{"config loaded", "encryption at rest", "recovery complete", "node ready", "snapshot written"} {
+	for _, msg := range []string{"config.load", "encryption at rest", "recovery complete", "node ready", "snapshot written"} {
 		if findRecord(first, msg) == nil {
 			t.Errorf("no %q record", msg)
 		}
 	}
 	// "env": [] rather than null when no variable was used.
-	if cl := findRecord(first, "config loaded"); cl == nil || cl["component"] != "config" || cl["env"] == nil || cl["flags"] == nil {
+	if cl := findRecord(first, "config.load"); cl == nil || cl["component"] != "config" || cl["env"] == nil || cl["flags"] == nil {
 		t.Errorf("config loaded: %v", cl)
 	}
 	// server.local.enabled: false is said once.

@@ -266,3 +266,39 @@ func TestServer_FirstStartLogsTheNodeIDFromTheFirstLine(t *testing.T) {
 		t.Fatalf("only %d log lines", lines)
 	}
 }
+
+// created_by matches a key ID in any case (01 §1: key IDs are accepted in
+// any case), and an empty filter is a bad value, not "no filter".
+func TestServer_ListCreatedByIgnoresKeyIDCase(t *testing.T) {
+	srv := startServer(t, baseConfig(t))
+	issID, issSecret := newKey(t, srv, auth.RoleIssuer)
+	admID, admSecret := newKey(t, srv, auth.RoleAdmin)
+	base := "http://" + srv.Addr("http").String()
+	do := func(method, path, cred, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	for range 2 {
+		if st, m := do("POST", "/sessions", issID+":"+issSecret, `{"user_id":"cb-user"}`); st != 201 {
+			t.Fatalf("create: %d %v", st, m)
+		}
+	}
+	for _, v := range []string{issID, strings.ToUpper(issID)} {
+		st, m := do("GET", "/sessions?user_id=cb-user&created_by="+v, admID+":"+admSecret, "")
+		if st != 200 || m["data"].(map[string]any)["total"] != float64(2) {
+			t.Fatalf("created_by=%s: %d %v", v, st, m)
+		}
+	}
+	if st, m := do("GET", "/sessions?user_id=cb-user&created_by=", admID+":"+admSecret, ""); st != 400 || m["code"] != "TM-ARG-1001" {
+		t.Fatalf("created_by empty: %d %v", st, m)
+	}
+}

@@ -77,7 +77,7 @@ func (s *Server) logStartup(cfg *config.Config, info config.LoadInfo) {
 	s.log.Info("starting tokmesh-server", "version", buildinfo.Version, "commit", commit(), "go_version", runtime.Version(),
 		"mode", mode, "data_dir", cfg.Storage.DataDir)
 	clog := s.log.With(logging.ComponentKey, "config")
-	clog.Info("config loaded", "file", info.File, "env", nonNil(info.EnvVars), "flags", nonNil(info.Flags))
+	clog.Info("config.load", "file", info.File, "env", nonNil(info.EnvVars), "flags", nonNil(info.Flags))
 	for _, w := range info.Warnings {
 		clog.Warn(w)
 	}
