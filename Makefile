@@ -16,7 +16,7 @@ BINARIES  := $(notdir $(wildcard cmd/*))
 # Crash-harness cycles: make test runs at least 10, make test-crash 100.
 CRASH_CYCLES ?= 10
 
-.PHONY: all build run deps lint test test-unit test-crash test-fuzz fuzz cover bench bench-report bench-memory vet fmt cross release-check clean
+.PHONY: all build run deps lint test test-unit test-crash test-fuzz fuzz cover bench bench-report bench-memory pgo vet fmt cross release-check clean
 
 # Coverage gate of 10-packaging §1 (whole module, statements).
 COVER_MIN ?= 80
@@ -106,6 +106,11 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkValidateParallel$$' -benchmem -benchtime 2s -timeout 30m ./internal/engine/
 	$(GO) test -run '^$$' -bench '^BenchmarkSnapshotAndColdStart1M$$' -benchtime 5x -timeout 30m ./internal/engine/
 	$(GO) test -run '^$$' -bench 'EncodeLine|HTTPValidateHandler' -benchmem -benchtime 2s ./internal/audit/ ./internal/server/
+
+# Regenerate cmd/tokmesh-server/default.pgo, the CPU profile go build uses
+# for tokmesh-server (profile-guided optimisation; ~1.5 min, 2 CPUs).
+pgo:
+	scripts/pgo.sh
 
 # TokMesh vs Redis side by side with tokmesh-bench (both servers on CPU 0,
 # the bench on CPU 1); rewrites the generated section of docs/benchmarks.md.

@@ -47,8 +47,14 @@ func main() {
 	if code, ok := runAsService(os.Args[1:]); ok {
 		os.Exit(code)
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
+
+// stopProfile ends the CPU profile of a -tags pgoprofile build
+// (pgo_profile.go); a no-op otherwise.
+var stopProfile = func() {}
 
 // exitCode ends a command with a specific exit code; its message, if any,
 // has already been printed.
