@@ -38,7 +38,10 @@ func selfSigned(t *testing.T) tls.Certificate {
 func TestLeaks_BadClientsLeaveNoGoroutinesAndTheServerKeepsServing(t *testing.T) {
 	old := tlsHandshakeTimeout
 	tlsHandshakeTimeout = 300 * time.Millisecond
-	defer func() { tlsHandshakeTimeout = old }()
+	// Restored by a cleanup registered before newEnv's: cleanups run last
+	// first, so the server and its connection goroutines (which read the
+	// variable) are gone by then — a defer would run before they are.
+	t.Cleanup(func() { tlsHandshakeTimeout = old })
 
 	e := newEnv(t)
 	// The same server also serves a TLS listener.
