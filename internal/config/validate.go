@@ -293,6 +293,16 @@ func (v *validator) crossKey() {
 		missing  = CodeMissingDependency
 	)
 	d := FormatDuration
+	// Session TTLs are whole seconds (01-data-model §2): 1500ms would be
+	// cut to 1 s without a word, so it is refused instead.
+	for _, t := range []struct {
+		key string
+		v   time.Duration
+	}{{"session.ttl.default", c.Session.TTL.Default}, {"session.ttl.max", c.Session.TTL.Max}, {"session.ttl.idle_default", c.Session.TTL.IdleDefault}} {
+		if !v.bad[t.key] && t.v%time.Second != 0 {
+			v.add(CodeOutOfRange, t.key, d(t.v), "not a whole number of seconds (session TTLs are whole seconds)", "whole seconds, e.g. "+d(t.v.Truncate(time.Second)))
+		}
+	}
 	// Session TTLs.
 	if !v.bad["session.ttl.default"] && !v.bad["session.ttl.max"] && c.Session.TTL.Default > c.Session.TTL.Max {
 		v.add(conflict, "session.ttl.default", d(c.Session.TTL.Default), "exceeds session.ttl.max", "at most session.ttl.max ("+d(c.Session.TTL.Max)+")")

@@ -111,6 +111,11 @@ func TestValidate_Rules(t *testing.T) {
 
 		// Per-key ranges, enums and formats (TM-CFG-1002).
 		{"ttl max above 8760h", func(c *Config) { c.Session.TTL.Max = 9000 * time.Hour }, nil, []want{{CodeOutOfRange, "session.ttl.max"}}},
+		// TTLs are whole seconds (01 §2): no silent truncation.
+		{"ttl default not whole seconds", func(c *Config) { c.Session.TTL.Default = 1500 * time.Millisecond }, nil, []want{{CodeOutOfRange, "session.ttl.default"}}},
+		{"idle default not whole seconds", func(c *Config) { c.Session.TTL.IdleDefault = 2500 * time.Millisecond }, nil, []want{{CodeOutOfRange, "session.ttl.idle_default"}}},
+		{"ttl max not whole seconds", func(c *Config) { c.Session.TTL.Max = time.Hour + time.Millisecond }, nil, []want{{CodeOutOfRange, "session.ttl.max"}}},
+		{"ttl whole seconds", func(c *Config) { c.Session.TTL.Default, c.Session.TTL.IdleDefault = 90*time.Second, 1500*time.Second }, nil, nil},
 		{"sync interval too short", func(c *Config) { c.Storage.WAL.SyncInterval = 0 }, nil, []want{{CodeOutOfRange, "storage.wal.sync_interval"}}},
 		{"body size above 1MiB", func(c *Config) { c.Server.Limits.MaxBodySize = 2 * MiB }, nil, []want{{CodeOutOfRange, "server.limits.max_body_size"}}},
 		{"rate below 1Kbps", func(c *Config) { c.Cluster.Rebalance.MaxRate = 500 }, nil, []want{{CodeOutOfRange, "cluster.rebalance.max_rate"}}},
