@@ -19,14 +19,7 @@ import (
 // record, apart from what names the request: request ID, resource (the
 // session) and the caller's user agent / connection name.
 func TestRESP_AuditRecordsMatchHTTP(t *testing.T) {
-	c := baseConfig(t)
-	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startRESPServer(t, Options{Getenv: testEnv})
 	ctx := context.Background()
 	k, secret, _, err := srv.sec.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
 	if err != nil {
@@ -104,21 +97,14 @@ func TestRESP_AuditRecordsMatchHTTP(t *testing.T) {
 // A failed RESP AUTH is logged at WARN like an HTTP one (09 §2), sharing
 // the one-line-per-IP-per-10-s throttle, and never with the secret.
 func TestRESP_AuthFailureIsLoggedAtWarn(t *testing.T) {
-	c := baseConfig(t)
-	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
 	var logs syncBuffer
-	srv := New(c, Options{Getenv: testEnv, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startRESPServer(t, Options{Getenv: testEnv, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := context.Background()
 	k, secret, _, err := srv.sec.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleValidator}, "LOCAL_ADMIN")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := secret[:len(secret)-1] + string("ab"[strings.IndexByte("ab", secret[len(secret)-1])+1&1])
+	wrong := wrongSecret(secret)
 	for range 3 {
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr("resp").String(), Username: k.ID, Password: wrong, Protocol: 2, MaxRetries: -1})
 		if err := rdb.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "TM-AUTH-4011") {
@@ -146,4 +132,19 @@ func TestRESP_AuthFailureIsLoggedAtWarn(t *testing.T) {
 	if strings.Contains(logs.String(), wrong) || strings.Contains(logs.String(), secret) {
 		t.Fatal("a secret reached the log")
 	}
+}
+
+// startRESPServer starts a node with RESP on a free loopback port and cheap
+// Argon2 parameters; it is closed when the test ends.
+func startRESPServer(t *testing.T, o Options) *Server {
+	t.Helper()
+	c := baseConfig(t)
+	c.Server.RESP.Enabled, c.Server.RESP.Address = true, "127.0.0.1:0"
+	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
+	srv := New(c, o)
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }

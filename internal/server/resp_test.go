@@ -15,15 +15,7 @@ import (
 // A session created over HTTP is validated and revoked over RESP, and one
 // created over RESP is revoked over HTTP (issue 3 interop).
 func TestRESP_InteropWithHTTPOnOneNode(t *testing.T) {
-	c := baseConfig(t)
-	c.Server.RESP.Enabled = true
-	c.Server.RESP.Address = "127.0.0.1:0"
-	c.Security.Auth.Argon2.Memory, c.Security.Auth.Argon2.Iterations, c.Security.Auth.Argon2.Parallelism = 8192, 1, 1
-	srv := New(c, Options{Getenv: testEnv})
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startRESPServer(t, Options{Getenv: testEnv})
 	ctx := context.Background()
 	k, secret, _, err := srv.sec.keys.Create(ctx, auth.CreateRequest{Role: auth.RoleIssuer}, "LOCAL_ADMIN")
 	if err != nil {
